@@ -1,0 +1,3 @@
+module github.com/sesame-knock/sesame
+
+go 1.26
