@@ -1,0 +1,130 @@
+package policy
+
+import (
+	"github.com/hashicorp/hcl/v2"
+)
+
+// door validates one door block. The returned doorSrc carries the ranges
+// for the cross-door checks; its ports are marked not ok when invalid.
+func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
+	d := Door{
+		Name:       rd.Name,
+		SeqTimeout: DefaultSeqTimeout,
+		TCPFlags:   DefaultTCPFlags,
+		OpenFor:    DefaultOpenFor,
+	}
+	src := doorSrc{name: rd.Name, nameRange: rd.NameRange}
+	if !validDoorName(rd.Name) {
+		v.add(errorf(rd.NameRange, "Invalid door name", "%q is not a door name: a name has 1 to 64 characters among letters, digits, \"_\", \".\" and \"-\" (it ends up in nft element comments and logs).", rd.Name))
+	}
+
+	if rd.Sequence == nil {
+		v.add(errorf(rd.DefRange, "Missing required argument", "Door %q has no sequence; sequence is required: it is %s.", rd.Name, allowSequence))
+	} else {
+		src.seq = v.portList(rd.Sequence, allowSequence)
+		if src.seq.ok && !v.sequence(rd.Sequence.Name, src.seq, "this door could never open") {
+			src.seq.ok = false
+		}
+		if src.seq.ok && len(src.seq.pp) < 3 {
+			v.add(warnf(src.seq.expr, "Short knock sequence", "A %d-step sequence is found by a port scan: anyone who sweeps this host's ports can open door %q. Use 3 or more steps.", len(src.seq.pp), rd.Name))
+		}
+		d.Sequence = src.seq.pp
+	}
+	if rd.CloseSequence != nil {
+		src.close = v.portList(rd.CloseSequence, allowSequence)
+		if src.close.ok && !v.sequence(rd.CloseSequence.Name, src.close, "this close sequence could never complete") {
+			src.close.ok = false
+		}
+		d.CloseSequence = src.close.pp
+	}
+	if rd.Open == nil {
+		v.add(errorf(rd.DefRange, "Missing required argument", "Door %q has no open; open is required: it is %s.", rd.Name, allowOpen))
+	} else {
+		src.open = v.portList(rd.Open, allowOpen)
+		if src.open.ok && !v.openList(src.open) {
+			src.open.ok = false
+		}
+		d.Open = src.open.pp
+	}
+
+	var ok bool
+	if d.SeqTimeout, ok = v.duration(rd.SeqTimeout, DefaultSeqTimeout, MinSeqTimeout, MaxSeqTimeout); !ok {
+		d.SeqTimeout = DefaultSeqTimeout
+	}
+	if d.OpenFor, ok = v.duration(rd.OpenFor, DefaultOpenFor, MinOpenFor, MaxOpenFor); !ok {
+		d.OpenFor = DefaultOpenFor
+	}
+	if rd.TCPFlags != nil {
+		v.tcpFlags(rd, &d)
+	}
+	return d, src
+}
+
+// sequence checks a sequence's length and that no step repeats the one
+// before it. never says what a repeat would break.
+func (v *validator) sequence(name string, ps ports, never string) bool {
+	n := len(ps.pp)
+	if n == 0 {
+		v.add(errorf(ps.expr, "Empty "+name, "%s needs at least one step: it is %s.", name, allowSequence))
+		return false
+	}
+	if n > MaxSequence {
+		v.add(errorf(ps.rngs[MaxSequence], "Too many steps in "+name, "%s has %d steps; at most %d are allowed.", name, n, MaxSequence))
+		return false
+	}
+	ok := true
+	for i := 1; i < n; i++ {
+		if ps.pp[i] == ps.pp[i-1] {
+			v.add(errorf(ps.rngs[i], "Repeated knock step", "Step %d repeats step %d (%s). A repeat of the hit just matched is ignored as a retransmit, so %s. Put another port between them.", i+1, i, ps.pp[i], never))
+			ok = false
+		}
+	}
+	return ok
+}
+
+// openList checks that open lists at least one port, each once.
+func (v *validator) openList(ps ports) bool {
+	if len(ps.pp) == 0 {
+		v.add(errorf(ps.expr, "Empty open", "A door must open something: open is %s.", allowOpen))
+		return false
+	}
+	ok := true
+	seen := make(map[PortProto]hcl.Range)
+	for i, pp := range ps.pp {
+		if first, dup := seen[pp]; dup {
+			v.add(errorf(ps.rngs[i], "Duplicate port in open", "%s is already listed at %s; list each port once.", pp, pos(first)))
+			ok = false
+			continue
+		}
+		seen[pp] = ps.rngs[i]
+	}
+	return ok
+}
+
+// tcpFlags parses the door's tcp_flags and warns when they cannot matter
+// or cannot match what knock clients send.
+func (v *validator) tcpFlags(rd *rawDoor, d *Door) {
+	s, ok := v.str(rd.TCPFlags, allowTCPFlags)
+	if !ok {
+		return
+	}
+	rng := rd.TCPFlags.Expr.Range()
+	f, err := ParseTCPFlags(s)
+	if err != nil {
+		v.add(errorf(rng, "Invalid tcp_flags", "%s; tcp_flags is %s.", err, allowTCPFlags))
+		return
+	}
+	d.TCPFlags = f
+	if !f.Match(FlagSYN) {
+		v.add(warnf(rng, "tcp_flags rejects a bare SYN", "Knock clients (sesame knock, knockd's knock) send a bare SYN, which %q does not pass: only crafted packets can knock on door %q.", s, d.Name))
+	}
+	if d.Sequence == nil && d.CloseSequence == nil {
+		return
+	}
+	for _, pp := range append(append([]PortProto(nil), d.Sequence...), d.CloseSequence...) {
+		if pp.Proto == TCP {
+			return
+		}
+	}
+	v.add(warnf(rng, "tcp_flags has no effect", "Every step of door %q is udp, and tcp_flags only filters tcp steps. Remove it.", d.Name))
+}

@@ -1,0 +1,81 @@
+package policy
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// maxConfigSize bounds what Parse accepts: a config this large is a mistake
+// (a wrong file), not a policy.
+const maxConfigSize = 1 << 20
+
+// rawConfig is the file as HCL decodes it, before validation. Attributes
+// stay *hcl.Attribute so that every error can point at the exact expression,
+// or at one element of a list.
+type rawConfig struct {
+	Interfaces *hcl.Attribute `hcl:"interfaces,optional"`
+	Table      *hcl.Attribute `hcl:"table,optional"`
+	Closed     *hcl.Attribute `hcl:"closed,optional"`
+	Doors      []rawDoor      `hcl:"door,block"`
+}
+
+// rawDoor is one door block as HCL decodes it.
+type rawDoor struct {
+	Name      string    `hcl:"name,label"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
+
+	Sequence      *hcl.Attribute `hcl:"sequence"`
+	SeqTimeout    *hcl.Attribute `hcl:"seq_timeout,optional"`
+	TCPFlags      *hcl.Attribute `hcl:"tcp_flags,optional"`
+	Open          *hcl.Attribute `hcl:"open"`
+	OpenFor       *hcl.Attribute `hcl:"open_for,optional"`
+	CloseSequence *hcl.Attribute `hcl:"close_sequence,optional"`
+}
+
+// Load reads and parses the config file at path. An unreadable file is one
+// error diagnostic that names the path.
+func Load(path string) (*Policy, Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Diagnostics{diags: hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Cannot read config file %s", path),
+			Detail:   fmt.Sprintf("Reading the configuration failed: %v.", err),
+		}}}
+	}
+	return Parse(path, src)
+}
+
+// Parse parses and validates src, naming it filename in diagnostics. The
+// Policy is nil if and only if the diagnostics hold an error; warnings come
+// with a usable Policy.
+func Parse(filename string, src []byte) (*Policy, Diagnostics) {
+	if len(src) > maxConfigSize {
+		return nil, Diagnostics{diags: hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Config file %s is too large", filename),
+			Detail:   fmt.Sprintf("The file has %d bytes; a sesame config may have at most %d.", len(src), maxConfigSize),
+		}}}
+	}
+	parser := hclparse.NewParser()
+	f, diags := parser.ParseHCL(src, filename)
+	out := Diagnostics{files: parser.Files()}
+	if diags.HasErrors() || f == nil {
+		out.diags = diags
+		return nil, out
+	}
+	var raw rawConfig
+	diags = append(diags, gohcl.DecodeBody(f.Body, nil, &raw)...)
+	v := validator{file: filename, diags: diags}
+	p := v.policy(&raw, f.Body.MissingItemRange())
+	out.diags = v.diags
+	if out.HasErrors() {
+		return nil, out
+	}
+	return p, out
+}

@@ -1,0 +1,54 @@
+# sesame reference configuration: every attribute, with its default and
+# bounds. Install as /etc/sesame/sesame.hcl and check it with `sesame check`.
+#
+# Ports are written "7000" or 7000 (tcp), "7000/tcp" or "7000/udp".
+# Durations are Go durations with a unit: "500ms", "5s", "1m30s", "2h".
+
+# Network interfaces to listen for knocks on (Linux names, 1 to 15 bytes,
+# each listed once). Default: the interfaces that carry a default route.
+interfaces = ["eth0", "wg0"]
+
+# nftables table (family inet) that sesame owns: a letter, then letters,
+# digits, "_" or "-", at most 64 characters. Default: "sesame".
+table = "sesame"
+
+# What happens to packets for a guarded port without a grant:
+# "drop" (default, silent) or "reject" (TCP reset / ICMP port unreachable).
+closed = "reject"
+
+# A door: a knock sequence and the ports it opens. The name (letters,
+# digits, "_", "." and "-", at most 64) appears in logs and in the comment of
+# each grant. Names are unique, and so are sequences.
+door "ssh" {
+  # Required: 1 to 32 steps, hit in this order. A step may not repeat the
+  # step before it (a repeat is ignored as a retransmit). Use 3 or more steps:
+  # shorter sequences are found by a port scan. Knock ports may not be ports
+  # that any door opens.
+  sequence = ["7000/tcp", "8000/udp", 9000]
+
+  # Time allowed for the whole sequence, from its first hit.
+  # Default "5s"; from 100ms to 1h.
+  seq_timeout = "10s"
+
+  # Which TCP packets count as a hit on a tcp step, in knockd syntax: a
+  # comma-separated list of fin, syn, rst, psh, ack, urg, each optionally
+  # negated with "!". Default "syn,!ack" (a bare SYN, as a connect sends).
+  tcp_flags = "syn,!ack,!rst"
+
+  # Required: the ports a correct knock opens for the knocking address.
+  open = ["22/tcp"]
+
+  # How long a grant lasts (the kernel expires it; established connections
+  # survive). Default "30s"; from 1s to 24h.
+  open_for = "1m"
+
+  # Optional: a sequence that revokes this address's grant early. Same rules
+  # as sequence; it must differ from every sequence and close_sequence.
+  close_sequence = ["9000/tcp", "8000/udp", "7000/tcp"]
+}
+
+# A second door with only the required attributes and defaults for the rest.
+door "web-admin" {
+  sequence = ["7100/udp", "7200/udp", "7300/udp", "7400/tcp"]
+  open     = ["443/tcp", "8443", "51820/udp"]
+}
