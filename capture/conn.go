@@ -1,0 +1,284 @@
+// Package capture watches one network interface for knock packets: a raw
+// AF_PACKET socket in datagram mode with a classic BPF filter built from the
+// policy, so that the kernel drops everything but packets arriving for this
+// host that go to a knock port or are a bare TCP SYN, and a pure decoder
+// that turns each datagram into a knock.Hit without allocating.
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// ErrClosed is what ReadHit returns once the Conn is closed.
+var ErrClosed = errors.New("capture: closed")
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	netnsFD int // -1: the caller's namespace
+	rcvBuf  int // SO_RCVBUF in bytes; 0: the kernel default
+}
+
+// WithNetNS opens the socket inside the network namespace whose open file
+// descriptor is fd (a file under /run/netns, or /proc/PID/ns/net).
+func WithNetNS(fd int) Option { return func(o *options) { o.netnsFD = fd } }
+
+// WithRecvBuffer sets the socket's receive buffer (SO_RCVBUF) in bytes.
+func WithRecvBuffer(bytes int) Option { return func(o *options) { o.rcvBuf = bytes } }
+
+// Stats are the socket's counters since Open.
+type Stats struct {
+	Packets uint64 // packets that passed the filter
+	Drops   uint64 // of those, dropped because the socket buffer was full
+}
+
+// Conn is a capture socket on one interface. ReadHit must not be called
+// from two goroutines at once; Close, SetPolicy and Stats may be called
+// from any goroutine.
+type Conn struct {
+	pc     *packet.Conn
+	rc     syscall.RawConn
+	closed atomic.Bool
+	knock  atomic.Pointer[portSet]
+
+	// Read state, owned by the single reader: the buffer and the result of
+	// readFn, which is built once so that a read allocates nothing.
+	buf    [snapExt]byte
+	n      int
+	err    error
+	readFn func(fd uintptr) bool
+
+	mu    sync.Mutex // guards stats
+	stats Stats
+}
+
+// Open opens a capture socket on the interface, with the policy's filter
+// attached before the socket is bound, so no unfiltered packet is queued.
+func Open(ifname string, p *policy.Policy, opts ...Option) (*Conn, error) {
+	o := options{netnsFD: -1}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	prog, err := assemble(p)
+	if err != nil {
+		return nil, err
+	}
+	var pc *packet.Conn
+	listen := func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return fmt.Errorf("capture on %q: %w", ifname, err)
+		}
+		pc, err = packet.Listen(ifi, packet.Datagram, unix.ETH_P_ALL, &packet.Config{Filter: prog})
+		if err != nil {
+			return fmt.Errorf("open packet socket on %q: %w", ifname, err)
+		}
+		return nil
+	}
+	if o.netnsFD >= 0 {
+		err = inNetNS(o.netnsFD, listen)
+	} else {
+		err = listen()
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := newConn(pc, p, o)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// OpenInNetNS is Open inside the network namespace whose open file
+// descriptor is nsFD.
+func OpenInNetNS(nsFD int, ifname string, p *policy.Policy, opts ...Option) (*Conn, error) {
+	return Open(ifname, p, append(opts, WithNetNS(nsFD))...)
+}
+
+func newConn(pc *packet.Conn, p *policy.Policy, o options) (*Conn, error) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("packet socket: %w", err)
+	}
+	c := &Conn{pc: pc, rc: rc}
+	c.knock.Store(newPortSet(p.KnockPorts()))
+	c.readFn = func(fd uintptr) bool {
+		c.n, c.err = unix.Read(int(fd), c.buf[:])
+		return c.err != unix.EAGAIN && c.err != unix.EINTR
+	}
+	if o.rcvBuf > 0 {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, o.rcvBuf)
+		})
+		if err = errors.Join(err, serr); err != nil {
+			return nil, fmt.Errorf("set receive buffer: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// inNetNS runs fn on a thread that has entered the namespace nsFD, then
+// returns the thread to its own namespace. Sockets created by fn stay in
+// nsFD. If the thread cannot go back, it stays locked and dies with the
+// goroutine, so no other goroutine ever runs in the wrong namespace.
+func inNetNS(nsFD int, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open own network namespace: %w", err)
+	}
+	defer unix.Close(orig)
+	if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter network namespace: %w", err)
+	}
+	ferr := fn()
+	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+		return errors.Join(ferr, fmt.Errorf("leave network namespace: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+func assemble(p *policy.Policy) ([]bpf.RawInstruction, error) {
+	prog, err := Filter(p)
+	if err != nil {
+		return nil, fmt.Errorf("build capture filter: %w", err)
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("assemble capture filter: %w", err)
+	}
+	return raw, nil
+}
+
+// SetPolicy swaps the socket's filter for the new policy's, atomically: the
+// kernel replaces the program in one step.
+func (c *Conn) SetPolicy(p *policy.Policy) error {
+	raw, err := assemble(p)
+	if err != nil {
+		return err
+	}
+	if err := c.pc.SetBPF(raw); err != nil {
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		return fmt.Errorf("attach capture filter: %w", err)
+	}
+	c.knock.Store(newPortSet(p.KnockPorts()))
+	return nil
+}
+
+// SetReadDeadline sets the deadline for ReadHit; the zero time means none.
+// A ReadHit past its deadline returns an error for which
+// errors.Is(err, os.ErrDeadlineExceeded) holds.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.pc.SetReadDeadline(t) }
+
+// ReadHit blocks until a hit arrives and fills h (with h.At set to the time
+// it was read), until the Conn is closed (ErrClosed), or until a real error
+// occurs. Packets that Decode rejects, and packets that are neither to a
+// knock port nor a bare SYN (possible for a moment after SetPolicy, or with
+// a large port set), are skipped. It allocates nothing in steady state.
+func (c *Conn) ReadHit(h *knock.Hit) error {
+	for {
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		err := c.rc.Read(c.readFn)
+		if err == nil {
+			err = c.err
+		}
+		if err != nil {
+			if c.closed.Load() {
+				return ErrClosed
+			}
+			return fmt.Errorf("read packet: %w", err)
+		}
+		if !Decode(c.buf[:c.n], h) || !c.wanted(h) {
+			continue
+		}
+		h.At = time.Now()
+		return nil
+	}
+}
+
+// wanted applies the filter's port rule in user space.
+func (c *Conn) wanted(h *knock.Hit) bool {
+	if h.Proto == policy.TCP && uint32(h.Flags)&synAckMask == bareSYN {
+		return true
+	}
+	return c.knock.Load().has(h.Proto, h.Port)
+}
+
+// Stats returns the socket's counters since Open. The kernel resets its
+// counters on every read, so the Conn adds them up.
+func (c *Conn) Stats() (Stats, error) {
+	s, err := c.pc.Stats()
+	if err != nil {
+		if c.closed.Load() {
+			return Stats{}, ErrClosed
+		}
+		return Stats{}, fmt.Errorf("read socket statistics: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stats.Packets += uint64(s.Packets)
+	c.stats.Drops += uint64(s.Drops)
+	return c.stats, nil
+}
+
+// Close closes the socket; a ReadHit blocked in another goroutine returns
+// ErrClosed. Closing twice returns ErrClosed.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return ErrClosed
+	}
+	return c.pc.Close()
+}
+
+// portSet is an immutable bitmap of knock ports per protocol.
+type portSet struct {
+	tcp, udp [65536 / 64]uint64
+}
+
+func newPortSet(pp []policy.PortProto) *portSet {
+	s := new(portSet)
+	for _, p := range pp {
+		switch p.Proto {
+		case policy.TCP:
+			s.tcp[p.Port/64] |= 1 << (p.Port % 64)
+		case policy.UDP:
+			s.udp[p.Port/64] |= 1 << (p.Port % 64)
+		}
+	}
+	return s
+}
+
+func (s *portSet) has(proto policy.Proto, port uint16) bool {
+	switch proto {
+	case policy.TCP:
+		return s.tcp[port/64]&(1<<(port%64)) != 0
+	case policy.UDP:
+		return s.udp[port/64]&(1<<(port%64)) != 0
+	}
+	return false
+}

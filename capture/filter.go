@@ -1,0 +1,273 @@
+package capture
+
+import (
+	"fmt"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// Byte counts the filter's accepts return: the kernel copies at most this
+// much of a packet to the socket, so big packets are never copied whole.
+// A plain IPv4 or IPv6 header plus a TCP header fit in snapPlain (IPv4 with
+// options: 60+20 bytes); a packet whose IPv6 next header is an extension
+// header gets snapExt bytes so that Decode can walk a short chain.
+const (
+	snapPlain = 128
+	snapExt   = 512
+)
+
+// maxInlinePorts is the number of knock ports (both protocols together) the
+// filter tests one by one, two instructions each. Above it, the filter
+// passes every port between the lowest and the highest knock port of each
+// protocol, keeping the program far below the kernel's 4096-instruction
+// limit; the Conn then drops the extra ports in user space (knockSet), so
+// what ReadHit returns does not depend on which form the filter took.
+const maxInlinePorts = 1000
+
+// maxInstructions is the kernel's limit for a classic BPF program
+// (BPF_MAXINSNS).
+const maxInstructions = 4096
+
+// Values the kernel reports for ethertype and pkttype.
+const (
+	etherIPv4   = 0x0800
+	etherIPv6   = 0x86dd
+	pktHost     = 0 // PACKET_HOST
+	protoTCP    = uint32(policy.TCP)
+	protoUDP    = uint32(policy.UDP)
+	synAckMask  = uint32(policy.FlagSYN | policy.FlagACK)
+	bareSYN     = uint32(policy.FlagSYN)
+	ipv4FragOff = 0x1fff
+)
+
+// ipv6ExtHeaders are the IPv6 next-header values the filter passes to user
+// space for Decode to walk: hop-by-hop, routing, fragment, AH, destination
+// options, mobility, HIP, shim6.
+var ipv6ExtHeaders = []uint32{0, 43, 44, 51, 60, 135, 139, 140}
+
+// layout says where a socket's packets start and how the filter learns the
+// two facts that are not in the IP packet: the ethertype and the pkttype.
+type layout struct {
+	base      uint32          // offset of the IP header
+	etherType bpf.Instruction // loads the ethertype into A
+	pktType   bpf.Instruction // loads the pkttype into A
+}
+
+// datagram is a packet.Datagram socket: the packet starts at the IP header
+// and the kernel's extension loads give ethertype and pkttype.
+var datagram = layout{
+	base:      0,
+	etherType: bpf.LoadExtension{Num: bpf.ExtProto},
+	pktType:   bpf.LoadExtension{Num: bpf.ExtType},
+}
+
+// rawTest is an Ethernet frame without extension loads, so the x/net/bpf VM
+// can run the program. The VM has no pkttype, so test frames carry the
+// pkttype the kernel would report in the last byte of the destination MAC
+// address (byte 5). Only tests use it.
+var rawTest = layout{
+	base:      14,
+	etherType: bpf.LoadAbsolute{Off: 12, Size: 2},
+	pktType:   bpf.LoadAbsolute{Off: 5, Size: 1},
+}
+
+// Filter returns the classic BPF program for the policy, for a socket in
+// packet.Datagram mode (the packet starts at the IP header; the ethertype
+// comes from the ExtProto extension, the pkttype from ExtType).
+//
+// It passes only packets arriving for this host (pkttype PACKET_HOST), IPv4
+// or IPv6, that are TCP or UDP to one of the policy's knock ports, or a bare
+// TCP SYN (SYN set, ACK clear) to any port. Non-first IPv4 fragments are
+// dropped. IPv6 packets whose next header is an extension header pass to
+// user space, where Decode walks the chain.
+func Filter(p *policy.Policy) ([]bpf.Instruction, error) {
+	return program(p, datagram)
+}
+
+// filterRaw is Filter for a frame that starts at the Ethernet header, with
+// the test pkttype convention of rawTest, for unit tests in the VM.
+func filterRaw(p *policy.Policy) ([]bpf.Instruction, error) {
+	return program(p, rawTest)
+}
+
+// program generates the filter for one layout. Both layouts share every
+// instruction except the ethertype and pkttype loads and the base offset.
+//
+//	    ld pkttype; jne HOST → drop
+//	    ld ethertype; jeq IPv4 → v4; jeq IPv6 → v6; drop
+//	v4: ldb proto; tcp/udp or drop; ldh frag; jset 0x1fff → drop
+//	    ldxb 4*(ihl); ldb proto; ja l4
+//	v6: ldb next; jeq tcp/udp → v6l4; jeq ext... → accept(snapExt); drop
+//	v6l4: ldx #40
+//	l4: (X = L4 offset, A = proto) jeq tcp → tcp; ja udp
+//	tcp: ldb flags; and SYN|ACK; jeq SYN → accept; ldh dport; ports; drop
+//	udp: ldh dport; ports; drop
+func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
+	tcp, udp := splitPorts(p.KnockPorts())
+	var a asm
+	b := l.base
+
+	a.add(l.pktType)
+	a.jeq(pktHost, "", "drop")
+	a.add(l.etherType)
+	a.jeq(etherIPv4, "v4", "")
+	a.jeq(etherIPv6, "v6", "drop")
+
+	a.label("v4")
+	a.add(bpf.LoadAbsolute{Off: b + 9, Size: 1})
+	a.jeq(protoTCP, "v4ok", "")
+	a.jeq(protoUDP, "v4ok", "drop")
+	a.label("v4ok")
+	a.add(bpf.LoadAbsolute{Off: b + 6, Size: 2})
+	a.jset(ipv4FragOff, "drop", "")
+	a.add(bpf.LoadMemShift{Off: b})
+	a.add(bpf.LoadAbsolute{Off: b + 9, Size: 1})
+	a.jump("l4")
+
+	a.label("v6")
+	a.add(bpf.LoadAbsolute{Off: b + 6, Size: 1})
+	a.jeq(protoTCP, "v6l4", "")
+	a.jeq(protoUDP, "v6l4", "")
+	for _, nh := range ipv6ExtHeaders {
+		a.jeq(nh, "ext", "")
+	}
+	a.label("drop")
+	a.add(bpf.RetConstant{Val: 0})
+	a.label("ext")
+	a.add(bpf.RetConstant{Val: snapExt})
+	a.label("v6l4")
+	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 40})
+
+	a.label("l4")
+	a.jeq(protoTCP, "tcp", "")
+	a.jump("udp")
+
+	a.label("tcp")
+	a.add(bpf.LoadIndirect{Off: b + 13, Size: 1})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: synAckMask})
+	a.jeq(bareSYN, "", "tcpport")
+	a.add(bpf.RetConstant{Val: snapPlain})
+	a.label("tcpport")
+	a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
+	a.ports(tcp, len(tcp)+len(udp) > maxInlinePorts)
+
+	a.label("udp")
+	a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
+	a.ports(udp, len(tcp)+len(udp) > maxInlinePorts)
+
+	return a.assemble()
+}
+
+// splitPorts returns the TCP and the UDP ports, in order.
+func splitPorts(pp []policy.PortProto) (tcp, udp []uint16) {
+	for _, p := range pp {
+		switch p.Proto {
+		case policy.TCP:
+			tcp = append(tcp, p.Port)
+		case policy.UDP:
+			udp = append(udp, p.Port)
+		}
+	}
+	return tcp, udp
+}
+
+// ports emits the port test for A (the destination port) and ends the
+// block: accept a listed port, otherwise drop. Each port is a jne over an
+// accept, so no jump is longer than one instruction whatever the count.
+// With asRange, it accepts ports[0]..ports[len-1] (ports are sorted).
+func (a *asm) ports(ports []uint16, asRange bool) {
+	switch {
+	case len(ports) == 0:
+	case asRange:
+		a.add(bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(ports[0]), SkipTrue: 2})
+		a.add(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(ports[len(ports)-1]), SkipTrue: 1})
+		a.add(bpf.RetConstant{Val: snapPlain})
+	default:
+		for _, p := range ports {
+			a.add(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(p), SkipTrue: 1})
+			a.add(bpf.RetConstant{Val: snapPlain})
+		}
+	}
+	a.add(bpf.RetConstant{Val: 0})
+}
+
+// asm is a tiny assembler with forward labels. A jump target "" means the
+// next instruction.
+type asm struct {
+	ins    []bpf.Instruction
+	labels map[string]int
+	fix    []fixup
+}
+
+type fixup struct {
+	at            int
+	cond          bool // JumpIf (8-bit skips) or Jump (32-bit skip)
+	jt, jf        string
+	cmp           bpf.JumpTest
+	val           uint32
+	unconditional string
+}
+
+func (a *asm) add(i bpf.Instruction) { a.ins = append(a.ins, i) }
+
+func (a *asm) label(name string) {
+	if a.labels == nil {
+		a.labels = map[string]int{}
+	}
+	a.labels[name] = len(a.ins)
+}
+
+func (a *asm) cond(c bpf.JumpTest, v uint32, jt, jf string) {
+	a.fix = append(a.fix, fixup{at: len(a.ins), cond: true, cmp: c, val: v, jt: jt, jf: jf})
+	a.ins = append(a.ins, nil)
+}
+
+func (a *asm) jeq(v uint32, jt, jf string)  { a.cond(bpf.JumpEqual, v, jt, jf) }
+func (a *asm) jset(v uint32, jt, jf string) { a.cond(bpf.JumpBitsSet, v, jt, jf) }
+
+func (a *asm) jump(to string) {
+	a.fix = append(a.fix, fixup{at: len(a.ins), unconditional: to})
+	a.ins = append(a.ins, nil)
+}
+
+// assemble resolves the labels and checks the kernel's limits.
+func (a *asm) assemble() ([]bpf.Instruction, error) {
+	skip := func(at int, name string) (int, error) {
+		if name == "" {
+			return 0, nil
+		}
+		to, ok := a.labels[name]
+		if !ok || to <= at {
+			return 0, fmt.Errorf("bpf label %q: not a forward label", name)
+		}
+		return to - at - 1, nil
+	}
+	for _, f := range a.fix {
+		if !f.cond {
+			s, err := skip(f.at, f.unconditional)
+			if err != nil {
+				return nil, err
+			}
+			a.ins[f.at] = bpf.Jump{Skip: uint32(s)}
+			continue
+		}
+		st, err := skip(f.at, f.jt)
+		if err != nil {
+			return nil, err
+		}
+		sf, err := skip(f.at, f.jf)
+		if err != nil {
+			return nil, err
+		}
+		if st > 255 || sf > 255 {
+			return nil, fmt.Errorf("bpf jump at %d too long (%d, %d)", f.at, st, sf)
+		}
+		a.ins[f.at] = bpf.JumpIf{Cond: f.cmp, Val: f.val, SkipTrue: uint8(st), SkipFalse: uint8(sf)}
+	}
+	if len(a.ins) > maxInstructions {
+		return nil, fmt.Errorf("bpf program has %d instructions, the limit is %d", len(a.ins), maxInstructions)
+	}
+	return a.ins, nil
+}
