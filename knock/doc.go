@@ -1,0 +1,48 @@
+// Package knock is sesame's matcher: the pure core that follows each source
+// address through each door's knock sequences and decides when a door opens
+// or closes. It makes no syscalls, starts no goroutines, takes no locks and
+// never reads the clock: Observe(hit, now) and Expire(now) are given the
+// time, so tests drive it with a fake clock.
+//
+// # State machine
+//
+// Every door has an open sequence and, optionally, a close sequence; each is
+// a machine of its own, run separately for every source address (IPv4, or
+// IPv6 with 4-in-6 unmapped). A TCP hit whose flags fail the door's tcp_flags
+// filter does not reach the door's machines at all. For a sequence of n
+// steps s1..sn, a source's state is "idle" (no entry) or "at k" (steps s1..sk
+// matched, 1 ≤ k < n):
+//
+//	                    s1 / Stage 1 (or Open when n = 1)
+//	    +----------------------------------------------+
+//	    |                                              v
+//	+------+   any other hit / Reset             +------------+ --+ s(k+1), k+1 < n: Stage k+1
+//	| idle | <---------------------------------- |    at k    |   | sk again: ignored (a repeat)
+//	+------+   now-first > seq_timeout / Timeout | 1 <= k < n | <-+ s1: back to 1, Stage 1
+//	  ^    <------------------------------------ +------------+
+//	  |            (on a late hit, or by Expire)       |
+//	  +------------------------------------------------+
+//	                 sn when k = n-1 / Open (or Close)
+//
+// The order of the checks for each hit is: flag filter; timeout (a late hit
+// drops the entry with Timeout, then counts as if there were none); the
+// expected next step advances; a repeat of the step just matched (a
+// retransmitted SYN) is ignored; s1 restarts at stage 1 (a restart, not a
+// Reset; a 1-step sequence opens at once); anything else resets: WrongPort
+// when the port is a knock port of any door, OtherPort otherwise. seq_timeout
+// runs from the first hit.
+//
+// # Bounded state
+//
+// Entries live in a preallocated array of Config.MaxEntries with a free list,
+// indexed by a map pre-sized to the cap: each hit costs at most one map
+// lookup per sequence and, in steady state, no allocation. Entries are
+// threaded on two lists in order of last change, one for stage 1 and one for
+// further along. When the array is full, a new entry evicts the oldest entry
+// at stage 1, and only when there is none the oldest one further along: a
+// spoofed flood on a first port (which creates only stage-1 entries) cannot
+// push out a source that is further along. Eviction is silent, counted in
+// Stats.Evicted. Each sequence also keeps its entries in order of first hit,
+// which makes Expire an exact sweep that stops at the first entry still in
+// time.
+package knock
