@@ -80,7 +80,7 @@ func (v *validator) str(attr *hcl.Attribute, allowed string) (string, bool) {
 		return "", false
 	}
 	if val.Type() != cty.String {
-		v.add(errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s must be a string, not a %s: it is %s.", attr.Name, val.Type().FriendlyName(), allowed))
+		v.add(errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s must be a string, not a %s: it is %s.", attr.Name, typeName(val.Type()), allowed))
 		return "", false
 	}
 	return val.AsString(), true
@@ -102,7 +102,7 @@ func (v *validator) list(attr *hcl.Attribute, allowed string) ([]item, bool) {
 	}
 	ty := val.Type()
 	if !ty.IsListType() && !ty.IsTupleType() {
-		v.add(errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s must be a list, not a %s: it is %s.", attr.Name, ty.FriendlyName(), allowed))
+		v.add(errorf(attr.Expr.Range(), "Invalid "+attr.Name, "%s must be a list, not a %s: it is %s.", attr.Name, typeName(ty), allowed))
 		return nil, false
 	}
 	n := val.LengthInt()
@@ -175,7 +175,7 @@ func (v *validator) port(name string, it item) (PortProto, bool) {
 		}
 		return pp, true
 	}
-	return bad("A port must be a string or a number, not a %s: %s.", it.val.Type().FriendlyName(), allowPort)
+	return bad("A port must be a string or a number, not a %s: %s.", typeName(it.val.Type()), allowPort)
 }
 
 // duration evaluates an optional duration attribute within [lo, hi].
@@ -224,4 +224,15 @@ func fmtDur(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// typeName names a cty type as a config author sees it: a tuple is a list.
+func typeName(ty cty.Type) string {
+	switch {
+	case ty.IsTupleType() || ty.IsListType():
+		return "list"
+	case ty.IsObjectType() || ty.IsMapType():
+		return "object"
+	}
+	return ty.FriendlyName()
 }

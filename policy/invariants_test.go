@@ -1,0 +1,115 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+)
+
+// checkInvariants re-checks, independently of the validator, everything a
+// returned Policy promises. A nil Policy passes.
+func checkInvariants(t *testing.T, p *Policy) {
+	t.Helper()
+	if p == nil {
+		return
+	}
+	if !validTable(p.Table) {
+		t.Errorf("invalid table %q", p.Table)
+	}
+	if p.Closed != ClosedDrop && p.Closed != ClosedReject {
+		t.Errorf("invalid closed %d", p.Closed)
+	}
+	ifs := map[string]bool{}
+	for _, name := range p.Interfaces {
+		if badIfName(name) != "" || ifs[name] {
+			t.Errorf("invalid or duplicate interface %q", name)
+		}
+		ifs[name] = true
+	}
+	names := map[string]bool{}
+	guarded := map[PortProto]bool{}
+	for _, d := range p.Doors {
+		for _, pp := range d.Open {
+			guarded[pp] = true
+		}
+	}
+	var seqs, closes [][]PortProto
+	for _, d := range p.Doors {
+		if !validDoorName(d.Name) || names[d.Name] {
+			t.Errorf("invalid or duplicate door name %q", d.Name)
+		}
+		names[d.Name] = true
+		checkSeq(t, d.Name, "sequence", d.Sequence, guarded)
+		if d.CloseSequence != nil {
+			checkSeq(t, d.Name, "close_sequence", d.CloseSequence, guarded)
+			closes = append(closes, d.CloseSequence)
+		}
+		seqs = append(seqs, d.Sequence)
+		if len(d.Open) == 0 {
+			t.Errorf("door %q opens nothing", d.Name)
+		}
+		seen := map[PortProto]bool{}
+		for _, pp := range d.Open {
+			checkPort(t, d.Name, pp)
+			if seen[pp] {
+				t.Errorf("door %q opens %s twice", d.Name, pp)
+			}
+			seen[pp] = true
+		}
+		if d.SeqTimeout < MinSeqTimeout || d.SeqTimeout > MaxSeqTimeout {
+			t.Errorf("door %q seq_timeout %s out of bounds", d.Name, d.SeqTimeout)
+		}
+		if d.OpenFor < MinOpenFor || d.OpenFor > MaxOpenFor {
+			t.Errorf("door %q open_for %s out of bounds", d.Name, d.OpenFor)
+		}
+		if d.TCPFlags.Mask == 0 || d.TCPFlags.Want&^d.TCPFlags.Mask != 0 {
+			t.Errorf("door %q tcp flags %+v invalid", d.Name, d.TCPFlags)
+		}
+	}
+	for i := range seqs {
+		for j := range seqs {
+			if i < j && slices.Equal(seqs[i], seqs[j]) {
+				t.Errorf("two doors share sequence %s", FormatPorts(seqs[i]))
+			}
+		}
+	}
+	for i, c := range closes {
+		for _, s := range seqs {
+			if slices.Equal(c, s) {
+				t.Errorf("close sequence %s equals a sequence", FormatPorts(c))
+			}
+		}
+		for j := range closes {
+			if i < j && slices.Equal(c, closes[j]) {
+				t.Errorf("two doors share close sequence %s", FormatPorts(c))
+			}
+		}
+	}
+	for _, k := range p.KnockPorts() {
+		if slices.Contains(p.Guarded(), k) {
+			t.Errorf("knock port %s is guarded", k)
+		}
+	}
+}
+
+func checkSeq(t *testing.T, door, what string, seq []PortProto, guarded map[PortProto]bool) {
+	t.Helper()
+	if len(seq) < 1 || len(seq) > MaxSequence {
+		t.Errorf("door %q %s has %d steps", door, what, len(seq))
+	}
+	for i, pp := range seq {
+		checkPort(t, door, pp)
+		if i > 0 && seq[i-1] == pp {
+			t.Errorf("door %q %s repeats %s", door, what, pp)
+		}
+		if guarded[pp] {
+			t.Errorf("door %q %s uses guarded port %s", door, what, pp)
+		}
+	}
+}
+
+func checkPort(t *testing.T, door string, pp PortProto) {
+	t.Helper()
+	if pp.Port == 0 || (pp.Proto != TCP && pp.Proto != UDP) {
+		t.Errorf("door %q has invalid port %+v", door, pp)
+	}
+}

@@ -1,0 +1,6 @@
+# want: 5:14 "soon" is not a duration
+door "ssh" {
+  sequence = ["7000", "8000/udp", "9000"]
+  open = ["22/tcp"]
+  open_for = "soon"
+}

@@ -1,0 +1,6 @@
+# want: 5:15 unknown TCP flag "foo"
+door "ssh" {
+  sequence = ["7000", "8000/udp", "9000"]
+  open = ["22/tcp"]
+  tcp_flags = "syn,foo"
+}
