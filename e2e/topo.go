@@ -1,0 +1,216 @@
+// Package e2e tests the real sesame binary, as root, in throwaway network
+// namespaces: a server that runs the daemon, a client that knocks, and a
+// stranger that does not. The helpers here build that topology, knock with
+// `sesame knock`, connect for real, read the kernel's grant sets with nft
+// and run the daemon; the tests are in the _test files.
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sesame-knock/sesame/internal/nstest"
+)
+
+// SesameBin is the sesame binary under test; TestMain sets it.
+var SesameBin string
+
+// Addresses of the topology (documentation ranges only).
+var (
+	ServerClient4   = netip.MustParseAddr("192.0.2.1")
+	Client4         = netip.MustParseAddr("192.0.2.2")
+	ServerClient6   = netip.MustParseAddr("2001:db8:1::1")
+	Client6         = netip.MustParseAddr("2001:db8:1::2")
+	ServerStranger4 = netip.MustParseAddr("198.51.100.1")
+	Stranger4       = netip.MustParseAddr("198.51.100.2")
+	ServerStranger6 = netip.MustParseAddr("2001:db8:2::1")
+	Stranger6       = netip.MustParseAddr("2001:db8:2::2")
+)
+
+// Interface names. The server's are the ones the daemon captures on.
+const (
+	IfServerToClient   = "s-cli"
+	IfServerToStranger = "s-str"
+	IfPeer             = "eth-srv" // the client's and the stranger's link to the server
+)
+
+// Topo is a server joined to a client and a stranger by veth pairs.
+type Topo struct {
+	Server, Client, Stranger *nstest.NS
+}
+
+// NewTopo builds the three namespaces and their links; everything is deleted
+// when the test ends. The veths are created directly inside the namespaces:
+// the root namespace never sees them.
+func NewTopo(t testing.TB) *Topo {
+	t.Helper()
+	tp := &Topo{
+		Server:   nstest.New(t, "srv"),
+		Client:   nstest.New(t, "cli"),
+		Stranger: nstest.New(t, "str"),
+	}
+	link := func(peer *nstest.NS, ifServer string, srv4, peer4, srv6, peer6 netip.Addr) {
+		tp.Server.Exec(t, "ip", "link", "add", ifServer, "type", "veth", "peer", "name", IfPeer, "netns", peer.Name)
+		tp.Server.Exec(t, "ip", "addr", "add", srv4.String()+"/24", "dev", ifServer)
+		tp.Server.Exec(t, "ip", "addr", "add", srv6.String()+"/64", "dev", ifServer, "nodad")
+		tp.Server.Exec(t, "ip", "link", "set", ifServer, "up")
+		peer.Exec(t, "ip", "addr", "add", peer4.String()+"/24", "dev", IfPeer)
+		peer.Exec(t, "ip", "addr", "add", peer6.String()+"/64", "dev", IfPeer, "nodad")
+		peer.Exec(t, "ip", "link", "set", IfPeer, "up")
+	}
+	link(tp.Client, IfServerToClient, ServerClient4, Client4, ServerClient6, Client6)
+	link(tp.Stranger, IfServerToStranger, ServerStranger4, Stranger4, ServerStranger6, Stranger6)
+	return tp
+}
+
+// inNS runs f on an OS thread that has entered ns's network namespace.
+// Sockets keep the namespace they were created in, so a listener or a
+// connection made in f stays there after f returns.
+func inNS(ns *nstest.NS, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is never unlocked: when this goroutine ends, the
+		// runtime discards the thread instead of reusing it in the
+		// wrong namespace.
+		if err := unix.Setns(ns.FD(), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", ns.Name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// Listen starts an echo server on every address of ns at port (TCP, IPv4
+// and IPv6): each connection gets back every line it sends. It stops when
+// the test ends.
+func Listen(t testing.TB, ns *nstest.NS, port uint16) {
+	t.Helper()
+	var ln net.Listener
+	err := inNS(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(int(port))))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen on port %d in %s: %v", port, ns.Name, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(c, c)
+				c.Close()
+			}()
+		}
+	}()
+}
+
+// Conn is a TCP connection made from inside a namespace.
+type Conn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// Dial connects from ns to addr:port, giving up after timeout. With
+// closed = "drop" a guarded port times out; with "reject" it is refused at
+// once.
+func Dial(ns *nstest.NS, addr netip.Addr, port uint16, timeout time.Duration) (*Conn, error) {
+	var c net.Conn
+	err := inNS(ns, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, port).String(), timeout)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{Conn: c, r: bufio.NewReader(c)}, nil
+}
+
+// Echo sends one line and waits for it to come back.
+func (c *Conn) Echo(line string, timeout time.Duration) error {
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	got, err := c.r.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	if got != line+"\n" {
+		return fmt.Errorf("echo = %q, want %q", got, line+"\n")
+	}
+	return nil
+}
+
+// Connect dials from ns to addr:port and exchanges one line: the port is
+// really reachable. The connection is closed before it returns.
+func Connect(ns *nstest.NS, addr netip.Addr, port uint16, timeout time.Duration) error {
+	c, err := Dial(ns, addr, port, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Echo("ping", timeout)
+}
+
+// Knock runs `sesame knock -v ARGS...` in ns (host and ports, and any
+// flags such as -6 or -u) and fails the test if it does not exit 0.
+func Knock(t testing.TB, ns *nstest.NS, args ...string) string {
+	t.Helper()
+	return ns.Exec(t, SesameBin, append([]string{"knock", "-v"}, args...)...)
+}
+
+// KnockTry is Knock that returns the error instead of failing the test.
+func KnockTry(ns *nstest.NS, args ...string) (string, error) {
+	return ns.Try(SesameBin, append([]string{"knock"}, args...)...)
+}
+
+// Poll calls cond until it returns true or timeout passes, and reports
+// whether it did.
+func Poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
