@@ -113,6 +113,7 @@ func (m *Matcher) Len() int { return m.t.len() }
 func (m *Matcher) Stats() Stats {
 	s := m.stats
 	s.Tracked = uint64(m.t.len())
+	s.Evicted = m.t.evicted
 	return s
 }
 

@@ -16,11 +16,16 @@ const (
 	byMachine = 1 // its machine's list, in order of first hit
 )
 
-// key identifies an entry: one sequence machine, one source.
+// key identifies an entry: one sequence machine, one source. The address is
+// kept as 16 bytes (IPv4 in its 4-in-6 form, which no unmapped IPv6 source
+// can take) so that the key is plain memory: no padding, no pointer, hashed
+// in one go.
 type key struct {
-	m   int32
-	src netip.Addr
+	src [16]byte
+	m   uint32
 }
+
+func keyOf(m int32, src netip.Addr) key { return key{src.As16(), uint32(m)} }
 
 // entry is one source in the middle of one sequence.
 type entry struct {
@@ -52,6 +57,7 @@ type table struct {
 	// onEvict, when set, hears of every eviction (tests use it to keep a
 	// reference matcher in step).
 	onEvict func(m int32, src netip.Addr)
+	evicted uint64
 }
 
 func newTable(size, machines int) table {
@@ -84,7 +90,7 @@ func (t *table) get(m int32, src netip.Addr) int32 {
 	if t.mach[m].n == 0 {
 		return none
 	}
-	if i, ok := t.idx[key{m, src}]; ok {
+	if i, ok := t.idx[keyOf(m, src)]; ok {
 		return i
 	}
 	return none
@@ -141,12 +147,13 @@ func (t *table) add(m int32, src netip.Addr, now time.Time) int32 {
 			t.onEvict(v.m, v.src)
 		}
 		t.drop(victim)
+		t.evicted++
 	}
 	i := t.free.head
 	t.remove(&t.free, i, byLevel)
 	e := &t.e[i]
 	e.src, e.first, e.m, e.stage = src, now, m, 1
-	t.idx[key{m, src}] = i
+	t.idx[keyOf(m, src)] = i
 	t.push(&t.level[0], i, byLevel)
 	t.push(&t.mach[m], i, byMachine)
 	return i
@@ -175,7 +182,7 @@ func (t *table) restart(i int32, now time.Time) {
 // drop frees entry i.
 func (t *table) drop(i int32) {
 	e := &t.e[i]
-	delete(t.idx, key{e.m, e.src})
+	delete(t.idx, keyOf(e.m, e.src))
 	t.remove(&t.level[levelOf(e.stage)], i, byLevel)
 	t.remove(&t.mach[e.m], i, byMachine)
 	*e = entry{link: e.link}
@@ -205,7 +212,7 @@ func (t *table) remap(newIdx []int32, machines int) {
 		t.mach[n] = l
 		for i := l.head; i != none; i = t.e[i].link[byMachine].next {
 			t.e[i].m = n
-			t.idx[key{n, t.e[i].src}] = i
+			t.idx[keyOf(n, t.e[i].src)] = i
 		}
 	}
 }
