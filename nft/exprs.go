@@ -1,0 +1,136 @@
+package nft
+
+import (
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// This file turns the model into google/nftables objects: what nft -f would
+// send for the text that render produces (checked with nft --debug=netlink).
+
+func (f field) datatype() nftables.SetDatatype {
+	return [...]nftables.SetDatatype{
+		nftables.TypeIPAddr, nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService,
+	}[f]
+}
+
+// nfSet is the set declaration for table t.
+func (s setModel) nfSet(t *nftables.Table) *nftables.Set {
+	types := make([]nftables.SetDatatype, len(s.key))
+	for i, f := range s.key {
+		types[i] = f.datatype()
+	}
+	return &nftables.Set{
+		Table:      t,
+		Name:       s.name,
+		KeyType:    nftables.MustConcatSetType(types...),
+		HasTimeout: s.timeout,
+		Size:       s.size,
+		Comment:    s.comment,
+	}
+}
+
+// register returns the netlink register number for the 32-bit register
+// slot i (0 is the first): nft names a slot on a 128-bit boundary by its
+// 128-bit register (1..4) and the others by their 32-bit number (8..23).
+func register(slot int) uint32 {
+	if slot%4 == 0 {
+		return uint32(1 + slot/4)
+	}
+	return uint32(unix.NFT_REG32_00 + slot)
+}
+
+// load returns the expressions that put f into register slot `slot`.
+func (f field) load(slot int) []expr.Any {
+	reg := register(slot)
+	switch f {
+	case fieldIPSaddr:
+		return []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}}
+	case fieldIP6Saddr:
+		return []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16}}
+	case fieldL4Proto:
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg}}
+	default: // fieldTHDport
+		return []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
+	}
+}
+
+// nfproto returns the dependency a network-header field needs in an inet
+// table (meta nfproto ipv4/ipv6), or 0 for none.
+func (f field) nfproto() byte {
+	switch f {
+	case fieldIPSaddr:
+		return unix.NFPROTO_IPV4
+	case fieldIP6Saddr:
+		return unix.NFPROTO_IPV6
+	}
+	return 0
+}
+
+func (m match) exprs() []expr.Any {
+	switch m.kind {
+	case matchCtState:
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+				Xor:  make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		}
+	case matchL4Proto:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.proto)}},
+		}
+	}
+	var out []expr.Any
+	for _, f := range m.key {
+		if p := f.nfproto(); p != 0 {
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}})
+		}
+	}
+	slot := 0
+	for _, f := range m.key {
+		out = append(out, f.load(slot)...)
+		slot += (f.size() + 3) / 4
+	}
+	return append(out, &expr.Lookup{SourceRegister: 1, SetName: m.set, Invert: m.invert})
+}
+
+func (v verdict) exprs() []expr.Any {
+	switch v {
+	case verdictDrop:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
+	case verdictRejectTCPReset:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
+	case verdictRejectICMPX:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}}
+	}
+	return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
+}
+
+func (r ruleModel) exprs() []expr.Any {
+	var out []expr.Any
+	for _, m := range r.matches {
+		out = append(out, m.exprs()...)
+	}
+	return append(out, r.verdict.exprs()...)
+}
+
+// nfChain is the base chain declaration for table t.
+func (c chainModel) nfChain(t *nftables.Table) *nftables.Chain {
+	prio := nftables.ChainPriority(c.priority)
+	pol := nftables.ChainPolicyAccept
+	return &nftables.Chain{
+		Name:     c.name,
+		Table:    t,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookInput,
+		Priority: &prio,
+		Policy:   &pol,
+	}
+}
