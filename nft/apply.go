@@ -36,6 +36,9 @@ func (t *Table) Apply(grants []Grant, revokes []Revoke) error {
 	if err != nil {
 		return err
 	}
+	if len(grants) == 0 && len(revokes) == 0 {
+		return nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.w == nil {

@@ -51,9 +51,13 @@ func elemKey(a netip.Addr, pp policy.PortProto) []byte {
 		b := a.As16()
 		k = append(k, b[:]...)
 	}
-	k = append(k, byte(pp.Proto), 0, 0, 0)
-	k = binary.BigEndian.AppendUint16(k, pp.Port)
-	return append(k, 0, 0)
+	return append(k, portKey(pp)...)
+}
+
+// portKey encodes proto . port (the guarded set's key, the tail of a grant
+// key): the protocol byte and the big-endian port, each padded to 4 bytes.
+func portKey(pp policy.PortProto) []byte {
+	return []byte{byte(pp.Proto), 0, 0, 0, byte(pp.Port >> 8), byte(pp.Port), 0, 0}
 }
 
 // parseKey decodes a grant set key back into address, protocol and port.
@@ -70,6 +74,10 @@ func parseKey(k []byte) (netip.Addr, policy.PortProto, error) {
 	r := k[len(k)-8:]
 	return a, policy.PortProto{Proto: policy.Proto(r[0]), Port: binary.BigEndian.Uint16(r[4:6])}, nil
 }
+
+// maxComment bounds an element comment (the kernel keeps at most 256
+// bytes of element userdata).
+const maxComment = 250
 
 // setOps is what Apply writes to one grant set.
 type setOps struct {
@@ -106,6 +114,9 @@ func planOps(grants []Grant, revokes []Revoke) (map[string]*setOps, error) {
 		}
 		if g.TTL < time.Millisecond {
 			return nil, fmt.Errorf("grant %s: ttl %v: want at least 1ms", g.Src, g.TTL)
+		}
+		if len(g.Door) > maxComment {
+			return nil, fmt.Errorf("grant %s: door name of %d bytes: want at most %d", g.Src, len(g.Door), maxComment)
 		}
 		src := g.Src.Unmap()
 		set := grantSet(src)

@@ -187,6 +187,9 @@ func TestDelete(t *testing.T) {
 	if err := tbl.Delete(); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
+	if _, err := tbl.List(); !errors.Is(err, ErrNoTable) {
+		t.Errorf("List after Delete: %v, want ErrNoTable", err)
+	}
 	if out := ns.Exec(t, "nft", "list", "tables"); strings.Contains(out, "sesame") {
 		t.Errorf("table still there: %s", out)
 	}

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,7 +188,11 @@ func TestPlanOps(t *testing.T) {
 	if diff := cmp.Diff(want, gotAll); diff != "" {
 		t.Errorf("planOps (-want +got):\n%s", diff)
 	}
-	for _, bad := range []Grant{{Ports: []policy.PortProto{ssh}, TTL: time.Second}, {Src: a4, TTL: 0}} {
+	for _, bad := range []Grant{
+		{Ports: []policy.PortProto{ssh}, TTL: time.Second},
+		{Src: a4, TTL: 0},
+		{Src: a4, TTL: time.Second, Door: strings.Repeat("d", maxComment+1)},
+	} {
 		if _, err := planOps([]Grant{bad}, nil); err == nil {
 			t.Errorf("planOps(%+v): want an error", bad)
 		}

@@ -121,13 +121,13 @@ func (t *Table) Ensure(p *policy.Policy) error {
 			addSetMu.Unlock()
 			return fmt.Errorf("add set %s: %w", sm.name, err)
 		}
-		if len(sm.elems) == 0 && sm.timeout {
-			continue // a grant set: its elements are live state
+		if sm.timeout {
+			continue // a grant set: its elements are live state, never flushed
 		}
 		c.FlushSet(s)
 		elems := make([]nftables.SetElement, len(sm.elems))
 		for i, e := range sm.elems {
-			elems[i] = nftables.SetElement{Key: []byte{byte(e.Proto), 0, 0, 0, byte(e.Port >> 8), byte(e.Port), 0, 0}}
+			elems[i] = nftables.SetElement{Key: portKey(e)}
 		}
 		for len(elems) > 0 { // v0.3.0 truncates large calls silently
 			n := min(len(elems), 500)
@@ -233,6 +233,13 @@ func (t *Table) List() ([]Element, error) {
 	c, err := t.conn()
 	if err != nil {
 		return nil, err
+	}
+	// GetSetElements hides the errno, so look for the table first.
+	if _, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("list grants of table inet %s: %w", t.name, ErrNoTable)
+		}
+		return nil, fmt.Errorf("list table inet %s: %w", t.name, err)
 	}
 	var out []Element
 	for _, name := range []string{setGrants4, setGrants6} {
