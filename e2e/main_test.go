@@ -28,12 +28,13 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
-	} else if SesameBin, err = filepath.Abs(SesameBin); err != nil {
+	} else if SesameBin, err = binPath(SesameBin); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 
-	// Case 10: the root namespace's ruleset is untouched. Only checked as
+	// Case 10: the root namespace's ruleset is untouched (nft -s: without
+	// counters, which move with traffic). Only checked as
 	// root (otherwise every test skips and nft cannot list it anyway).
 	var before string
 	if os.Geteuid() == 0 {
@@ -57,6 +58,28 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// binPath makes $SESAME_BIN absolute. A relative path is taken from the
+// module root (make runs there: SESAME_BIN=bin/sesame), or else from the
+// working directory (go test runs in the package directory).
+func binPath(p string) (string, error) {
+	if filepath.IsAbs(p) {
+		return p, nil
+	}
+	if root, err := moduleRoot(); err == nil {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			return filepath.Join(root, p), nil
+		}
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("SESAME_BIN: %w", err)
+	}
+	return abs, nil
 }
 
 // build compiles ./cmd/sesame of the module that holds this package.
