@@ -2,6 +2,7 @@ package capture
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/knock"
@@ -22,12 +24,11 @@ func vethPair(t *testing.T) (ns1, ns2 *nstest.NS) {
 	ns1, ns2 = nstest.New(t, "cap1"), nstest.New(t, "cap2")
 	ns1.Exec(t, "ip", "link", "add", "vA", "type", "veth", "peer", "name", "vB", "netns", ns2.Name)
 	for _, s := range []struct {
-		ns   *nstest.NS
-		dev  string
-		v4   string
-		v6   string
-		peer string
-	}{{ns1, "vA", "192.0.2.1/24", "2001:db8::1/64", ""}, {ns2, "vB", "192.0.2.2/24", "2001:db8::2/64", ""}} {
+		ns  *nstest.NS
+		dev string
+		v4  string
+		v6  string
+	}{{ns1, "vA", "192.0.2.1/24", "2001:db8::1/64"}, {ns2, "vB", "192.0.2.2/24", "2001:db8::2/64"}} {
 		s.ns.Exec(t, "ip", "addr", "add", s.v4, "dev", s.dev)
 		s.ns.Exec(t, "ip", "addr", "add", s.v6, "dev", s.dev, "nodad")
 		s.ns.Exec(t, "ip", "link", "set", s.dev, "up")
@@ -74,6 +75,32 @@ func udp(addr string) func() error {
 			return err
 		}
 		defer c.Close()
+		_, err = c.Write([]byte("knock"))
+		return err
+	}
+}
+
+// udpDstOpts sends a UDP datagram with an IPv6 destination options header
+// (one PadN option) in front of the UDP header.
+func udpDstOpts(addr string) func() error {
+	return func() error {
+		c, err := net.Dial("udp6", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rc, err := c.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			opts := string([]byte{0, 0, 1, 4, 0, 0, 0, 0})
+			serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, opts)
+		})
+		if err = errors.Join(err, serr); err != nil {
+			return fmt.Errorf("set IPV6_DSTOPTS: %w", err)
+		}
 		_, err = c.Write([]byte("knock"))
 		return err
 	}
@@ -131,6 +158,8 @@ func TestConnNetNS(t *testing.T) {
 		dialSYN("[2001:db8::1]:7000"),
 		dialSYN("[2001:db8::1]:22"), // bare SYN to another port
 		udp("[2001:db8::1]:9999"),
+		udpDstOpts("[2001:db8::1]:8000"), // passed by the filter, walked by Decode
+		udpDstOpts("[2001:db8::1]:9999"), // passed by the filter, dropped in user space
 	)
 	// Outgoing SYNs to a knock port must not show up.
 	send(t, ns1, dialSYN("192.0.2.2:7000"), dialSYN("[2001:db8::2]:7000"), udp("192.0.2.2:8000"))
@@ -141,6 +170,7 @@ func TestConnNetNS(t *testing.T) {
 		{Src: a2, Dst: a1, Proto: policy.UDP, Port: 8000},
 		{Src: b2, Dst: b1, Proto: policy.TCP, Port: 7000, Flags: policy.FlagSYN},
 		{Src: b2, Dst: b1, Proto: policy.TCP, Port: 22, Flags: policy.FlagSYN},
+		{Src: b2, Dst: b1, Proto: policy.UDP, Port: 8000},
 		{Src: a2, Dst: a1, Proto: policy.UDP, Port: 8500},
 	}
 	got := readUntil(t, c, 8500)
@@ -149,12 +179,13 @@ func TestConnNetNS(t *testing.T) {
 	}
 
 	// The kernel filter, not user space, dropped the rest: only the wanted
-	// packets reached the socket. The counters add up across reads.
+	// packets and the two with an extension header reached the socket. The
+	// counters add up across reads.
 	st, err := c.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Stats{Packets: uint64(len(want))}, st); diff != "" {
+	if diff := cmp.Diff(Stats{Packets: uint64(len(want) + 1)}, st); diff != "" {
 		t.Errorf("Stats (-want +got):\n%s", diff)
 	}
 	if st2, err := c.Stats(); err != nil || st2 != st {
@@ -176,8 +207,8 @@ func TestConnNetNS(t *testing.T) {
 	if diff := cmp.Diff(want, readUntil(t, c, 8500), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Fatalf("hits after SetPolicy (-want +got):\n%s", diff)
 	}
-	if st, err := c.Stats(); err != nil || st.Packets != 7 {
-		t.Errorf("Stats after reload = %+v, %v; want 7 packets", st, err)
+	if st, err := c.Stats(); err != nil || st.Packets != 9 {
+		t.Errorf("Stats after reload = %+v, %v; want 9 packets", st, err)
 	}
 }
 

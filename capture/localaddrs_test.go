@@ -1,10 +1,13 @@
 package capture
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestLocalAddrs(t *testing.T) {
@@ -64,5 +67,34 @@ func TestNewLocalAddrsHasLoopback(t *testing.T) {
 	}
 	if !l.Contains(netip.MustParseAddr("127.0.0.1")) {
 		t.Error("this host's addresses do not include 127.0.0.1")
+	}
+}
+
+func TestLocalAddrsWatch(t *testing.T) {
+	t.Parallel()
+	var cur atomic.Pointer[[]net.Addr]
+	cur.Store(&[]net.Addr{&net.IPNet{IP: net.ParseIP("192.0.2.1")}})
+	l := &LocalAddrs{addrs: func() ([]net.Addr, error) { return *cur.Load(), nil }}
+	if err := l.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Watch(ctx, time.Millisecond) }()
+
+	cur.Store(&[]net.Addr{&net.IPNet{IP: net.ParseIP("2001:db8::7")}})
+	want := netip.MustParseAddr("2001:db8::7")
+	for deadline := time.Now().Add(10 * time.Second); !l.Contains(want); {
+		if time.Now().After(deadline) {
+			t.Fatal("Watch did not pick up a new address within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if l.Contains(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("Watch kept a removed address")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Watch returned %v, want context.Canceled", err)
 	}
 }
