@@ -1,0 +1,60 @@
+// Command sesame is an nftables-native port-knocking daemon and its client.
+// This file only dispatches verbs; the work lives in the packages.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Stamped by the Makefile with -ldflags -X.
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const usage = `usage: sesame VERB [FLAGS]
+
+verbs:
+  run     [-c FILE] [--log-format text|json] [--log-level LEVEL]
+          the daemon, in the foreground (systemd supervises)
+  check   [-c FILE] [--ruleset]
+          validate the config; --ruleset prints the nftables ruleset
+  status  [-c FILE] [--json]
+          the grants in the kernel now
+  knock   [-u] [-d MS] [-4|-6] [-v] HOST PORT[:PROTO]...
+          send a knock sequence
+  version print version, commit and Go version
+
+The default config is /etc/sesame/sesame.hcl.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	verb, rest := args[0], args[1:]
+	switch verb {
+	case "run":
+		return runMain(rest, stderr)
+	case "check":
+		return checkMain(rest, stdout, stderr)
+	case "status":
+		return statusMain(rest, stdout, stderr)
+	case "knock":
+		return knockMain(rest, stdout, stderr)
+	case "version", "--version", "-version":
+		return versionMain(stdout)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sesame: unknown verb %q\n\n%s", verb, usage)
+	return 2
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sesame-knock/sesame/nft"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// statusGrant is one grant in `sesame status --json`.
+type statusGrant struct {
+	Addr      string  `json:"addr"`
+	Proto     string  `json:"proto"`
+	Port      uint16  `json:"port"`
+	Door      string  `json:"door"`
+	ExpiresIn float64 `json:"expires_in_s"`
+	Timeout   float64 `json:"timeout_s,omitempty"`
+}
+
+func statusMain(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", stderr)
+	path := fs.String("c", policy.DefaultPath, "config `file` (for the table name)")
+	table := fs.String("table", "", "nftables table `name` (default: from the config, else sesame)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if parse(fs, args) != nil {
+		return 2
+	}
+	name := *table
+	if name == "" {
+		name = policy.DefaultTable
+		if p, diags := policy.Load(*path); diags.HasErrors() {
+			fmt.Fprintf(stderr, "sesame status: %s does not load (%v); reading table %q\n", *path, firstLine(diags.Error()), name)
+		} else {
+			name = p.Table
+		}
+	}
+	t, err := nft.New(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesame status: %v\n", err)
+		return 1
+	}
+	defer t.Close()
+	els, err := t.List()
+	if errors.Is(err, nft.ErrNoTable) {
+		fmt.Fprintf(stderr, "sesame status: table inet %s does not exist: sesame run has not set it up\n", name)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sesame status: %v\n", explainStatus(err))
+		return 1
+	}
+	slices.SortFunc(els, func(a, b nft.Element) int {
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return a.Port.Compare(b.Port)
+	})
+	if *asJSON {
+		out := struct {
+			Table  string        `json:"table"`
+			Grants []statusGrant `json:"grants"`
+		}{Table: name, Grants: []statusGrant{}}
+		for _, e := range els {
+			out.Grants = append(out.Grants, statusGrant{
+				Addr: e.Addr.String(), Proto: e.Port.Proto.String(), Port: e.Port.Port,
+				Door: e.Door, ExpiresIn: e.Expires.Seconds(), Timeout: e.Timeout.Seconds(),
+			})
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stdout, "table inet %s: %d grant(s)\n", name, len(els))
+	if len(els) == 0 {
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tPORT\tDOOR\tLEFT")
+	for _, e := range els {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Addr, e.Port, e.Door, e.Expires.Round(100*time.Millisecond))
+	}
+	tw.Flush()
+	return 0
+}
+
+func explainStatus(err error) error {
+	if e := explainPerm(err); e != nil {
+		return e
+	}
+	return err
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/sesame-knock/sesame/daemon"
+	"github.com/sesame-knock/sesame/nft"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// newFlags returns a flag set that reports errors on stderr and does not
+// exit the process.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("sesame "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags and refuses positional arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		return err
+	}
+	return nil
+}
+
+func versionMain(stdout io.Writer) int {
+	fmt.Fprintf(stdout, "sesame %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return 0
+}
+
+func checkMain(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", stderr)
+	path := fs.String("c", policy.DefaultPath, "config `file`")
+	ruleset := fs.Bool("ruleset", false, "print the nftables ruleset that would be installed")
+	if parse(fs, args) != nil {
+		return 2
+	}
+	p, diags := policy.Load(*path)
+	if len(diags.All()) > 0 {
+		diags.Write(stderr, false)
+	}
+	if diags.HasErrors() {
+		return 1
+	}
+	if *ruleset {
+		fmt.Fprint(stdout, nft.Ruleset(p))
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: ok\n%s", *path, p.Summary())
+	return 0
+}
+
+func runMain(args []string, stderr io.Writer) int {
+	fs := newFlags("run", stderr)
+	path := fs.String("c", policy.DefaultPath, "config `file`")
+	format := fs.String("log-format", "text", "log format: text or json")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if parse(fs, args) != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *format, *level)
+	if err != nil {
+		fmt.Fprintf(stderr, "sesame run: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log})
+	if cerr := (*daemon.ConfigError)(nil); errors.As(err, &cerr) {
+		cerr.Diags.Write(stderr, false)
+		return 1
+	}
+	if err != nil {
+		log.Error("exit", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the event logger. Under journald (JOURNAL_STREAM set)
+// text lines carry no timestamp: the journal adds its own.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		if os.Getenv("JOURNAL_STREAM") != "" {
+			opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+				if len(groups) == 0 && a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			}
+		}
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// explainPerm names the capability behind a permission error, or returns
+// nil.
+func explainPerm(err error) error {
+	if errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("%w: reading nftables needs CAP_NET_ADMIN (run as root)", err)
+	}
+	return nil
+}

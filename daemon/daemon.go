@@ -1,0 +1,266 @@
+// Package daemon wires capture, the knock matcher and the nftables table
+// into `sesame run`. It owns the signals (SIGHUP reloads; the caller's
+// context ends the run), the reload logic and the event log. The hot path is
+// one goroutine per interface reading hits and one goroutine owning the
+// matcher; nothing on it takes a lock.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sesame-knock/sesame/capture"
+	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/nft"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// Options configure a run.
+type Options struct {
+	ConfigPath string       // default policy.DefaultPath
+	Log        *slog.Logger // nil: discard
+	MaxEntries int          // matcher cap; 0: knock.DefaultMaxEntries
+	Ready      func()       // called once when serving (e.g. systemd notify)
+}
+
+// ConfigError is a configuration that failed validation. Its Diagnostics
+// render with source snippets.
+type ConfigError struct {
+	Diags policy.Diagnostics
+}
+
+func (e *ConfigError) Error() string { return e.Diags.Error() }
+
+// Run starts the daemon and serves until ctx ends. The table and its live
+// grants outlive it: guarded ports stay shut and grants expire in the
+// kernel.
+func Run(ctx context.Context, o Options) error {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ConfigPath == "" {
+		o.ConfigPath = policy.DefaultPath
+	}
+	p, err := load(log, o.ConfigPath)
+	if err != nil {
+		return err
+	}
+	ifaces, err := interfaces(p)
+	if err != nil {
+		return err
+	}
+	table, err := nft.New(p.Table)
+	if err != nil {
+		return explainNft(err)
+	}
+	defer table.Close()
+	if err := table.Ensure(p); err != nil {
+		return explainNft(err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	local, err := capture.NewLocalAddrs()
+	if err != nil {
+		return fmt.Errorf("read this host's addresses: %w", err)
+	}
+	go local.Watch(ctx, time.Second)
+
+	hits := make(chan knock.Hit, 4096)
+	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}}
+	defer caps.closeAll()
+	if err := caps.sync(ctx, ifaces, p); err != nil {
+		return err
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+
+	l := newLoop(log, table, p, knock.Config{MaxEntries: o.MaxEntries})
+	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p}
+	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
+	if o.Ready != nil {
+		o.Ready()
+	}
+	l.run(ctx, hits, hup, tick.C, func() *policy.Policy { return r.reload(ctx) })
+	log.Info("stopping", "table", p.Table, "note", "the table and live grants stay; grants expire in the kernel")
+	return nil
+}
+
+// load reads and validates the config, logging its warnings.
+func load(log *slog.Logger, path string) (*policy.Policy, error) {
+	p, diags := policy.Load(path)
+	if diags.HasErrors() {
+		return nil, &ConfigError{Diags: diags}
+	}
+	for _, w := range diags.Warnings() {
+		log.Warn("config warning", "detail", w.Error())
+	}
+	return p, nil
+}
+
+// interfaces returns the policy's interfaces, or those that carry a
+// default route, and checks that each exists.
+func interfaces(p *policy.Policy) ([]string, error) {
+	names := p.Interfaces
+	if len(names) == 0 {
+		var err error
+		if names, err = capture.DefaultInterfaces(); err != nil {
+			return nil, fmt.Errorf("no interfaces configured and none found with a default route (set interfaces in %s): %w", p.File, err)
+		}
+	}
+	for _, n := range names {
+		if _, err := net.InterfaceByName(n); err != nil {
+			return nil, fmt.Errorf("interface %q (in %s): no such interface", n, p.File)
+		}
+	}
+	return names, nil
+}
+
+// explainNft names the capability or kernel feature behind an nftables
+// error.
+func explainNft(err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("nftables: %w: sesame needs CAP_NET_ADMIN", err)
+	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.EAFNOSUPPORT):
+		return fmt.Errorf("nftables is not available in this kernel (load nf_tables): %w", err)
+	}
+	return err
+}
+
+// reloader re-reads the config on SIGHUP. An invalid config, or one the
+// kernel refuses, leaves the old policy serving.
+type reloader struct {
+	log   *slog.Logger
+	path  string
+	table *nft.Table
+	caps  *captures
+	cur   *policy.Policy
+}
+
+func (r *reloader) reload(ctx context.Context) *policy.Policy {
+	p, err := load(r.log, r.path)
+	if err != nil {
+		r.log.Error("reload-failed", "file", r.path, "err", err, "note", "still serving the previous policy")
+		return nil
+	}
+	if p.Table != r.cur.Table {
+		r.log.Error("reload-failed", "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")
+		return nil
+	}
+	ifaces, err := interfaces(p)
+	if err == nil {
+		err = r.table.Ensure(p)
+	}
+	if err == nil {
+		err = r.caps.sync(ctx, ifaces, p)
+	}
+	if err != nil {
+		r.log.Error("reload-failed", "file", r.path, "err", explainNft(err), "note", "still serving the previous policy")
+		// Put back what a partial reload may have changed.
+		if err := r.table.Ensure(r.cur); err != nil {
+			r.log.Error("restore-failed", "err", err)
+		}
+		return nil
+	}
+	r.cur = p
+	r.log.Info("reloaded", "file", r.path, "interfaces", ifaces, "doors", len(p.Doors))
+	return p
+}
+
+// captures holds one reader per interface.
+type captures struct {
+	log   *slog.Logger
+	local *capture.LocalAddrs
+	hits  chan<- knock.Hit
+	conns map[string]*reader
+}
+
+type reader struct {
+	conn *capture.Conn
+	done chan struct{}
+}
+
+// sync opens capture on every interface in names with p's filter, swaps the
+// filter on those already open, and closes the rest.
+func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) error {
+	for _, n := range names {
+		if r, ok := c.conns[n]; ok {
+			if err := r.conn.SetPolicy(p); err != nil {
+				return fmt.Errorf("set capture filter on %q: %w", n, err)
+			}
+			continue
+		}
+		conn, err := capture.Open(n, p)
+		if err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("open packet socket on %q: %w: sesame needs CAP_NET_RAW", n, err)
+			}
+			return fmt.Errorf("open packet socket on %q: %w", n, err)
+		}
+		r := &reader{conn: conn, done: make(chan struct{})}
+		c.conns[n] = r
+		go c.read(ctx, n, r)
+	}
+	for n, r := range c.conns {
+		if !slices.Contains(names, n) {
+			r.conn.Close()
+			<-r.done
+			delete(c.conns, n)
+		}
+	}
+	return nil
+}
+
+// read forwards hits addressed to this host to the matcher.
+func (c *captures) read(ctx context.Context, name string, r *reader) {
+	defer close(r.done)
+	var h knock.Hit
+	for {
+		err := r.conn.ReadHit(&h)
+		switch {
+		case errors.Is(err, capture.ErrClosed) || ctx.Err() != nil:
+			return
+		case err != nil:
+			c.log.Error("capture read failed", "interface", name, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if !c.local.Contains(h.Dst) {
+			continue
+		}
+		select {
+		case c.hits <- h:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *captures) closeAll() {
+	for n, r := range c.conns {
+		r.conn.Close()
+		<-r.done
+		delete(c.conns, n)
+	}
+}

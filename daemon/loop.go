@@ -1,0 +1,162 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/nft"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// Granter is what the loop needs from the nftables table.
+type Granter interface {
+	Apply(grants []nft.Grant, revokes []nft.Revoke) error
+}
+
+var _ Granter = (*nft.Table)(nil)
+
+// maxBatch bounds how many queued hits one iteration observes before it
+// applies the grants they earned in one transaction.
+const maxBatch = 256
+
+// loop is the single goroutine that owns the matcher: no locks on the hot
+// path. It observes hits, applies the resulting grants and revokes in one
+// nftables transaction per batch, expires stale sequences every tick and
+// swaps policies on reload.
+type loop struct {
+	log   *slog.Logger
+	table Granter
+	m     *knock.Matcher
+	now   func() time.Time
+
+	grants  []nft.Grant
+	revokes []nft.Revoke
+}
+
+func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config) *loop {
+	return &loop{
+		log:   log,
+		table: table,
+		m:     knock.New(p, cfg),
+		now:   time.Now,
+	}
+}
+
+// run serves until ctx ends. On a signal from hup it calls reload, which
+// ensures the table and capture for the new policy and returns it, or nil to
+// keep the old one; the matcher then keeps the state of unchanged doors.
+func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Signal, tick <-chan time.Time, reload func() *policy.Policy) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case h := <-hits:
+			l.observe(h)
+		drain:
+			for range maxBatch - 1 {
+				select {
+				case h := <-hits:
+					l.observe(h)
+				default:
+					break drain
+				}
+			}
+			l.flush()
+		case <-tick:
+			l.decide(l.m.Expire(l.now()))
+			l.flush()
+		case <-hup:
+			if p := reload(); p != nil {
+				l.m.Update(p)
+			}
+		}
+	}
+}
+
+func (l *loop) observe(h knock.Hit) {
+	l.decide(l.m.Observe(h, l.now()))
+}
+
+// decide logs each decision and queues the grants and revokes it calls for.
+// A revoke that follows a queued grant flushes first, so that the order of
+// events is the order of kernel operations.
+func (l *loop) decide(ds []knock.Decision) {
+	for i := range ds {
+		d := &ds[i]
+		l.logDecision(d)
+		switch d.Kind {
+		case knock.Open:
+			l.grants = append(l.grants, nft.Grant{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, TTL: d.Door.OpenFor})
+		case knock.Close:
+			if len(l.grants) > 0 {
+				l.flush()
+			}
+			l.revokes = append(l.revokes, nft.Revoke{Src: d.Src, Ports: d.Door.Open})
+		}
+	}
+}
+
+// flush applies the queued operations in one transaction, retrying once.
+// A failure is logged with every src and door it concerns and never stops
+// the loop.
+func (l *loop) flush() {
+	if len(l.grants) == 0 && len(l.revokes) == 0 {
+		return
+	}
+	err := l.table.Apply(l.grants, l.revokes)
+	if err != nil {
+		l.log.Warn("nftables update failed, retrying", "err", err)
+		err = l.table.Apply(l.grants, l.revokes)
+	}
+	if err != nil {
+		for _, g := range l.grants {
+			l.log.Error("grant failed", "door", g.Door, "src", g.Src, "ports", policy.FormatPorts(g.Ports), "err", err)
+		}
+		for _, r := range l.revokes {
+			l.log.Error("revoke failed", "src", r.Src, "ports", policy.FormatPorts(r.Ports), "err", err)
+		}
+	}
+	clear(l.grants)
+	clear(l.revokes)
+	l.grants, l.revokes = l.grants[:0], l.revokes[:0]
+}
+
+// logDecision writes one line per event, as DESIGN.md's "Logs" section
+// says. Progress (stage, timeout) is debug: a spoofed flood makes one per
+// packet. Outcomes (open, close) and resets are info; every line has src.
+func (l *loop) logDecision(d *knock.Decision) {
+	level := slog.LevelInfo
+	if d.Kind == knock.Stage || d.Kind == knock.Timeout {
+		level = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.String("door", d.Door.Name), slog.String("src", d.Src.String()))
+	if d.Close && d.Kind != knock.Close {
+		attrs = append(attrs, slog.String("seq", "close"))
+	}
+	switch d.Kind {
+	case knock.Stage:
+		attrs = append(attrs, slog.String("stage", itoa(d.Stage)+"/"+itoa(d.Of)), slog.String("hit", d.Hit.String()))
+	case knock.Open:
+		attrs = append(attrs, slog.String("ports", policy.FormatPorts(d.Door.Open)), slog.String("for", d.Door.OpenFor.String()))
+	case knock.Close:
+		attrs = append(attrs, slog.String("ports", policy.FormatPorts(d.Door.Open)))
+	case knock.Reset:
+		attrs = append(attrs, slog.String("reason", d.Reason.String()), slog.String("hit", d.Hit.String()))
+	}
+	l.log.LogAttrs(ctx, level, d.Kind.String(), attrs...)
+}
+
+func itoa(n int) string {
+	if n >= 0 && n < 10 {
+		return string(rune('0' + n))
+	}
+	return slog.IntValue(n).String()
+}
