@@ -1,0 +1,47 @@
+# sesame: see README.md. Everything builds cgo-free.
+export CGO_ENABLED := 0
+
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+BIN         := bin/sesame
+# go test flags; e.g. make test TESTFLAGS='-run TestX -v'
+TESTFLAGS   ?=
+
+.PHONY: all build test unit lint bench fuzz demo clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sesame
+
+# Everything: lint, the static binary, unit, privileged and e2e tests.
+# Privileged tests skip when not root; SESAME_REQUIRE_ROOT=1 makes a skip fatal.
+test: lint build
+	SESAME_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
+
+# Only what needs neither root nor namespaces.
+unit:
+	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/...
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./knock/ ./capture/ ./nft/
+
+# Run each fuzz target for FUZZTIME (default 30s) beyond the seed corpus
+# that `make test` already runs.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./policy/
+	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./knock/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./capture/
+
+clean:
+	rm -rf bin dist
