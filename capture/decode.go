@@ -15,8 +15,10 @@ const maxExtHeaders = 8
 // packet.Datagram socket, into h (Src, Dst, Proto, Port, Flags; At is left
 // alone). It returns false for anything that is not a usable knock hit:
 // not IPv4/IPv6, a malformed or truncated header, a protocol other than TCP
-// or UDP, or a non-first fragment (which carries no ports). It is pure and
-// does not allocate.
+// or UDP, or a non-first fragment (which carries no ports); h is then left
+// unchanged. IPv6 extension headers (hop-by-hop, routing, fragment, AH,
+// destination options, mobility, HIP, shim6) are walked, at most
+// maxExtHeaders of them. It is pure and does not allocate.
 func Decode(b []byte, h *knock.Hit) bool {
 	if len(b) < 1 {
 		return false

@@ -81,7 +81,10 @@ var rawTest = layout{
 // or IPv6, that are TCP or UDP to one of the policy's knock ports, or a bare
 // TCP SYN (SYN set, ACK clear) to any port. Non-first IPv4 fragments are
 // dropped. IPv6 packets whose next header is an extension header pass to
-// user space, where Decode walks the chain.
+// user space, where Decode walks the chain. Accepts copy at most snapPlain
+// (snapExt for extension headers) bytes. With more than maxInlinePorts knock
+// ports the filter passes whole port ranges per protocol, and Conn.ReadHit
+// drops the extra ports in user space.
 func Filter(p *policy.Policy) ([]bpf.Instruction, error) {
 	return program(p, datagram)
 }
