@@ -114,7 +114,7 @@ func (f TCPFlags) String() string {
 func ParseTCPFlags(s string) (TCPFlags, error) {
 	var f TCPFlags
 	if strings.TrimSpace(s) == "" {
-		return f, fmt.Errorf("empty flag list: want a comma-separated list of fin, syn, rst, psh, ack, urg, each optionally negated with !")
+		return f, fmt.Errorf("empty flag list: want a comma-separated list of fin, syn, rst, psh, ack, urg, each optionally negated by a leading \"!\" (e.g. \"syn,!ack\")")
 	}
 	for item := range strings.SplitSeq(s, ",") {
 		item = strings.ToLower(strings.TrimSpace(item))
@@ -127,7 +127,7 @@ func ParseTCPFlags(s string) (TCPFlags, error) {
 			}
 		}
 		if bit == 0 {
-			return TCPFlags{}, fmt.Errorf("unknown TCP flag %q: want fin, syn, rst, psh, ack or urg, each optionally negated with !", item)
+			return TCPFlags{}, fmt.Errorf("unknown TCP flag %q: want fin, syn, rst, psh, ack or urg, each optionally negated by a leading \"!\" (e.g. \"syn,!ack\")", item)
 		}
 		if f.Mask&bit != 0 {
 			return TCPFlags{}, fmt.Errorf("TCP flag %q given twice", name)
