@@ -54,9 +54,10 @@ type table struct {
 	level [2]list // [0]: at stage 1; [1]: further along
 	mach  []list  // per machine, in order of first hit
 
-	// onEvict, when set, hears of every eviction (tests use it to keep a
+	// onEvict, when set, hears of every eviction: the victim's machine and
+	// source, and the machine that needed the room (tests use it to keep a
 	// reference matcher in step).
-	onEvict func(m int32, src netip.Addr)
+	onEvict func(victim int32, src netip.Addr, forMachine int32)
 	evicted uint64
 }
 
@@ -144,7 +145,7 @@ func (t *table) add(m int32, src netip.Addr, now time.Time) int32 {
 		}
 		v := &t.e[victim]
 		if t.onEvict != nil {
-			t.onEvict(v.m, v.src)
+			t.onEvict(v.m, v.src, m)
 		}
 		t.drop(victim)
 		t.evicted++
