@@ -267,3 +267,36 @@ func TestStrings(t *testing.T) {
 		t.Errorf("String (-want +got):\n%s", diff)
 	}
 }
+
+// TestEvictionCanOnlyForget pins down why FuzzMatcher compares a small-cap
+// matcher with a reference told of its evictions rather than asking that its
+// Opens be a subset of an unbounded matcher's: forgetting an entry can turn a
+// later repeat of the first step into a fresh start, and that start can
+// complete in time where the unbounded matcher, still counting from the
+// older first hit, times out. The Open is genuine (7000 at 4s, 8000 at 6s).
+func TestEvictionCanOnlyForget(t *testing.T) {
+	t.Parallel()
+	evs := []ev{
+		s(0, srcA, "7000"),
+		s(1*sec, srcB, "7000"), // evicts A when the cap is 1
+		s(4*sec, srcA, "7000"), // bounded: a fresh start; unbounded: a repeat
+		s(6*sec, srcA, "8000"),
+	}
+	bounded := run(t, New(pol(door("d", "7000,8000", "")), Config{MaxEntries: 1}), evs)
+	unbounded := run(t, New(pol(door("d", "7000,8000", "")), Config{MaxEntries: 8}), evs)
+	if diff := cmp.Diff([]string{
+		"#0 stage d 198.51.100.2 1/2 7000/tcp",
+		"#1 stage d 203.0.113.7 1/2 7000/tcp",
+		"#2 stage d 198.51.100.2 1/2 7000/tcp",
+		"#3 open d 198.51.100.2 2/2 8000/tcp",
+	}, bounded); diff != "" {
+		t.Errorf("cap 1 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{
+		"#0 stage d 198.51.100.2 1/2 7000/tcp",
+		"#1 stage d 203.0.113.7 1/2 7000/tcp",
+		"#3 timeout d 198.51.100.2 1/2 8000/tcp",
+	}, unbounded); diff != "" {
+		t.Errorf("cap 8 (-want +got):\n%s", diff)
+	}
+}
