@@ -1,44 +1,52 @@
 package policy
 
-import (
-	"slices"
-)
-
 // crossDoors runs the checks that involve more than one door (or a door's
 // sequence against its own close sequence). Ports not ok are skipped: their
-// errors are already reported.
+// errors are already reported. Lookups go through maps keyed by the
+// sequence's config form, so a config with many doors stays linear.
 func (v *validator) crossDoors(ds []doorSrc) {
-	for j, b := range ds {
-		for _, a := range ds[:j] {
-			if a.seq.ok && b.seq.ok && slices.Equal(a.seq.pp, b.seq.pp) {
-				v.add(errorf(b.seq.expr, "Duplicate knock sequence", "Door %q (%s) has the same sequence %s; each door needs its own sequence.", a.name, pos(a.seq.expr), FormatPorts(a.seq.pp)))
-			}
-			if a.close.ok && b.close.ok && slices.Equal(a.close.pp, b.close.pp) {
-				v.add(errorf(b.close.expr, "Duplicate close sequence", "Door %q (%s) has the same close_sequence %s; each door needs its own.", a.name, pos(a.close.expr), FormatPorts(a.close.pp)))
-			}
-		}
-		if !b.close.ok {
+	seqs := make(map[string]*doorSrc)   // sequence → first door with it
+	closes := make(map[string]*doorSrc) // close_sequence → first door with it
+	for i := range ds {
+		d := &ds[i]
+		if !d.seq.ok {
 			continue
 		}
-		for _, a := range ds {
-			if a.seq.ok && slices.Equal(a.seq.pp, b.close.pp) {
-				v.add(errorf(b.close.expr, "Close sequence equals a knock sequence", "This close_sequence is the sequence of door %q (%s): one knock cannot both open and close. Use a different close_sequence.", a.name, pos(a.seq.expr)))
-			}
+		k := FormatPorts(d.seq.pp)
+		if a, dup := seqs[k]; dup {
+			v.add(errorf(d.seq.expr, "Duplicate knock sequence", "Door %q (%s) has the same sequence %s; each door needs its own sequence.", a.name, pos(a.seq.expr), k))
+			continue
 		}
+		seqs[k] = d
 	}
-	v.prefixes(ds)
+	for i := range ds {
+		d := &ds[i]
+		if !d.close.ok {
+			continue
+		}
+		k := FormatPorts(d.close.pp)
+		if a, dup := seqs[k]; dup {
+			v.add(errorf(d.close.expr, "Close sequence equals a knock sequence", "This close_sequence is the sequence of door %q (%s): one knock cannot both open and close. Use a different close_sequence.", a.name, pos(a.seq.expr)))
+		}
+		if a, dup := closes[k]; dup {
+			v.add(errorf(d.close.expr, "Duplicate close sequence", "Door %q (%s) has the same close_sequence %s; each door needs its own.", a.name, pos(a.close.expr), k))
+			continue
+		}
+		closes[k] = d
+	}
+	v.prefixes(ds, seqs)
 	v.knockNotGuarded(ds)
 }
 
 // prefixes warns when a door's sequence starts with another door's whole
 // sequence: knocking the longer one opens the shorter one on the way.
-func (v *validator) prefixes(ds []doorSrc) {
+func (v *validator) prefixes(ds []doorSrc, seqs map[string]*doorSrc) {
 	for _, b := range ds {
-		for _, a := range ds {
-			if !a.seq.ok || !b.seq.ok || len(a.seq.pp) >= len(b.seq.pp) {
-				continue
-			}
-			if slices.Equal(a.seq.pp, b.seq.pp[:len(a.seq.pp)]) {
+		if !b.seq.ok {
+			continue
+		}
+		for n := 1; n < len(b.seq.pp); n++ {
+			if a, ok := seqs[FormatPorts(b.seq.pp[:n])]; ok {
 				v.add(warnf(b.seq.expr, "Sequence starts with another door's sequence", "It starts with the whole sequence of door %q (%s), so knocking door %q also opens door %q.", a.name, pos(a.seq.expr), b.name, a.name))
 			}
 		}

@@ -10,8 +10,9 @@ import (
 )
 
 // maxConfigSize bounds what Parse accepts: a config this large is a mistake
-// (a wrong file), not a policy.
-const maxConfigSize = 1 << 20
+// (a wrong file), not a policy, and the bound keeps HCL's recursive
+// evaluation of long operator chains far from the stack limit.
+const maxConfigSize = 256 << 10
 
 // rawConfig is the file as HCL decodes it, before validation. Attributes
 // stay *hcl.Attribute so that every error can point at the exact expression,
@@ -61,6 +62,9 @@ func Parse(filename string, src []byte) (*Policy, Diagnostics) {
 			Summary:  fmt.Sprintf("Config file %s is too large", filename),
 			Detail:   fmt.Sprintf("The file has %d bytes; a sesame config may have at most %d.", len(src), maxConfigSize),
 		}}}
+	}
+	if d := checkNesting(filename, src); d != nil {
+		return nil, Diagnostics{diags: hcl.Diagnostics{d}}
 	}
 	parser := hclparse.NewParser()
 	f, diags := parser.ParseHCL(src, filename)
