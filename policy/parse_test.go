@@ -95,6 +95,10 @@ func TestLoadMissingFile(t *testing.T) {
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), path) {
 		t.Errorf("Load(%q) diagnostics = %q, want one error naming the path", path, diags.Error())
 	}
+	var buf bytes.Buffer
+	if err := diags.Write(&buf, true); err != nil || !strings.Contains(buf.String(), path) {
+		t.Errorf("Write = %v, %q; want the path rendered", err, buf.String())
+	}
 }
 
 func TestParseTooLarge(t *testing.T) {
