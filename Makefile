@@ -43,5 +43,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./knock/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./capture/
 
+# The README's first command: a knock in throwaway namespaces (root).
+demo: build
+	$(GO) build -trimpath -o bin/demo-listen ./e2e/demo-listen
+	SESAME_BIN=$(BIN) LISTEN_BIN=bin/demo-listen ./e2e/demo.sh
+
 clean:
 	rm -rf bin dist
