@@ -5,28 +5,33 @@ GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 BIN         := bin/sesame
 # go test flags; e.g. make test TESTFLAGS='-run TestX -v'
 TESTFLAGS   ?=
 
-.PHONY: all build test unit lint bench fuzz demo clean
+.PHONY: all build deps test unit lint bench fuzz demo clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sesame
 
+# What a fresh machine lacks: nftables, iproute2, staticcheck (installs only
+# what is missing; apt-get or dnf).
+deps:
+	./e2e/deps.sh --lint
+
 # Everything: lint, the static binary, unit, privileged and e2e tests.
 # Privileged tests skip when not root; SESAME_REQUIRE_ROOT=1 makes a skip fatal.
-test: lint build
+test: deps lint build
 	SESAME_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
 
 # Only what needs neither root nor namespaces.
 unit:
 	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/...
 
-lint:
+lint: deps
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
 	$(GO) vet ./...
@@ -45,6 +50,7 @@ fuzz:
 
 # The README's first command: a knock in throwaway namespaces (root).
 demo: build
+	./e2e/deps.sh
 	$(GO) build -trimpath -o bin/demo-listen ./e2e/demo-listen
 	SESAME_BIN=$(BIN) LISTEN_BIN=bin/demo-listen ./e2e/demo.sh
 

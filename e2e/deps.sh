@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what `make demo` and `make test` need and a fresh Debian or
+# Fedora machine lacks: nft (nftables), ip (iproute2) and, for lint,
+# staticcheck. Installs only what is missing; prints what it does.
+set -euo pipefail
+
+missing=()
+command -v nft >/dev/null || missing+=(nftables)
+command -v ip >/dev/null || missing+=(iproute2)
+if ((${#missing[@]})); then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing ${missing[*]}: install them (as root) or run this as root" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	if command -v apt-get >/dev/null; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	elif command -v dnf >/dev/null; then
+		dnf install -y -q "${missing[@]}"
+	else
+		echo "deps: no apt-get or dnf: install ${missing[*]} by hand" >&2
+		exit 1
+	fi
+fi
+
+if [ "${1:-}" = --lint ]; then
+	want=v0.8.2 # staticcheck 2026.2.2
+	bin="$(go env GOPATH)/bin/staticcheck"
+	if ! "$bin" -version 2>/dev/null | grep -q "(${want#v})"; then
+		echo "deps: installing staticcheck $want"
+		go install "honnef.co/go/tools/cmd/staticcheck@$want"
+	fi
+fi
