@@ -61,15 +61,6 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	table, err := nft.New(p.Table)
-	if err != nil {
-		return explainNft(err)
-	}
-	defer table.Close()
-	if err := table.Ensure(p); err != nil {
-		return explainNft(err)
-	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	local, err := capture.NewLocalAddrs()
@@ -83,6 +74,16 @@ func Run(ctx context.Context, o Options) error {
 	defer caps.closeAll()
 	if err := caps.sync(ctx, ifaces, p); err != nil {
 		return err
+	}
+	// The table comes last: a start that fails before this point must not
+	// close the guarded ports with nobody listening for knocks.
+	table, err := nft.New(p.Table)
+	if err != nil {
+		return explainNft(err)
+	}
+	defer table.Close()
+	if err := table.Ensure(p); err != nil {
+		return explainNft(err)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -207,12 +208,12 @@ func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) e
 			}
 			continue
 		}
-		conn, err := capture.Open(n, p)
+		conn, err := capture.Open(n, p) // its errors name the interface
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("%w: sesame needs CAP_NET_RAW", err)
+		}
 		if err != nil {
-			if errors.Is(err, unix.EPERM) {
-				return fmt.Errorf("open packet socket on %q: %w: sesame needs CAP_NET_RAW", n, err)
-			}
-			return fmt.Errorf("open packet socket on %q: %w", n, err)
+			return err
 		}
 		r := &reader{conn: conn, done: make(chan struct{})}
 		c.conns[n] = r

@@ -86,7 +86,13 @@ func runMain(args []string, stderr io.Writer) int {
 		return 1
 	}
 	if err != nil {
-		log.Error("exit", "err", err)
+		// A startup failure is for a person: plain text, unless the logs
+		// are JSON for a machine.
+		if *format == "json" {
+			log.Error("exit", "err", err.Error())
+		} else {
+			fmt.Fprintf(stderr, "sesame run: %v\n", err)
+		}
 		return 1
 	}
 	return 0
