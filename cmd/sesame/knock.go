@@ -126,7 +126,7 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 	if len(operands) == 0 {
 		return o, usageErrorf("missing HOST and PORT")
 	}
-	if o.TOTP.File != "" || o.TOTP.set {
+	if o.TOTP.File != "" || o.TOTP.Custom {
 		return o, o.TOTP.finish(&o, operands)
 	}
 	if len(operands) == 1 {

@@ -22,12 +22,12 @@ type totpOpts struct {
 	Step   time.Duration
 	Proto  policy.Proto
 	At     time.Time // zero: now
-	set    bool      // a totp-only option was given
+	Custom bool      // a totp-only option was given
 }
 
 func (t *totpOpts) setOpt(name, val string) error {
 	if name != "totp" {
-		t.set = true
+		t.Custom = true
 	}
 	switch name {
 	case "totp":
