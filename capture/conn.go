@@ -118,7 +118,7 @@ func newConn(pc *packet.Conn, p *policy.Policy, o options) (*Conn, error) {
 		return nil, fmt.Errorf("packet socket: %w", err)
 	}
 	c := &Conn{pc: pc, rc: rc}
-	c.knock.Store(newPortSet(p.KnockPorts()))
+	c.knock.Store(knockSet(p))
 	c.readFn = func(fd uintptr) bool {
 		c.n, c.err = unix.Read(int(fd), c.buf[:])
 		return c.err != unix.EAGAIN && c.err != unix.EINTR
@@ -184,7 +184,7 @@ func (c *Conn) SetPolicy(p *policy.Policy) error {
 		}
 		return fmt.Errorf("attach capture filter: %w", err)
 	}
-	c.knock.Store(newPortSet(p.KnockPorts()))
+	c.knock.Store(knockSet(p))
 	return nil
 }
 

@@ -154,10 +154,12 @@ func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 	a.add(bpf.RetConstant{Val: snapPlain})
 	a.label("tcpport")
 	a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
+	a.ranges(p.KnockRanges(), policy.TCP)
 	a.ports(tcp, len(tcp)+len(udp) > maxInlinePorts)
 
 	a.label("udp")
 	a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
+	a.ranges(p.KnockRanges(), policy.UDP)
 	a.ports(udp, len(tcp)+len(udp) > maxInlinePorts)
 
 	return a.assemble()

@@ -30,7 +30,10 @@ type loop struct {
 	log   *slog.Logger
 	table Granter
 	m     *knock.Matcher
+	tm    *knock.TOTPMatcher // TOTP doors (totp.go)
+	p     *policy.Policy     // the policy in force; one-time doors advance in it
 	now   func() time.Time
+	used  []*policy.Door // one-time doors whose sequence was used in this batch
 
 	grants  []nft.Grant
 	revokes []nft.Revoke
@@ -41,6 +44,8 @@ func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config
 		log:   log,
 		table: table,
 		m:     knock.New(p, cfg),
+		tm:    knock.NewTOTP(p, cfg),
+		p:     p,
 		now:   time.Now,
 	}
 }
@@ -66,18 +71,25 @@ func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Sig
 			}
 			l.flush()
 		case <-tick:
-			l.decide(l.m.Expire(l.now()))
+			now := l.now()
+			l.decide(l.m.Expire(now))
+			l.decide(l.tm.Expire(now))
 			l.flush()
 		case <-hup:
 			if p := reload(); p != nil {
 				l.m.Update(p)
+				l.tm.Update(p)
+				l.p = p
 			}
 		}
 	}
 }
 
 func (l *loop) observe(h knock.Hit) {
-	l.decide(l.m.Observe(h, l.now()))
+	now := l.now()
+	l.decide(l.m.Observe(h, now))
+	l.decide(l.tm.Observe(h, now))
+	l.advanceOneTime()
 }
 
 // decide logs each decision and queues the grants and revokes it calls for.
@@ -89,6 +101,9 @@ func (l *loop) decide(ds []knock.Decision) {
 		l.logDecision(d)
 		switch d.Kind {
 		case knock.Open:
+			if d.Door.OneTimeFile != "" && !l.useOneTime(d) {
+				continue
+			}
 			l.grants = append(l.grants, nft.Grant{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, TTL: d.Door.OpenFor})
 		case knock.Close:
 			if len(l.grants) > 0 {
@@ -138,6 +153,9 @@ func (l *loop) logDecision(d *knock.Decision) {
 	}
 	attrs := make([]slog.Attr, 0, 6)
 	attrs = append(attrs, slog.String("door", d.Door.Name), slog.String("src", d.Src.String()))
+	if d.Client != "" {
+		attrs = append(attrs, slog.String("client", d.Client))
+	}
 	if d.Close && d.Kind != knock.Close {
 		attrs = append(attrs, slog.String("seq", "close"))
 	}

@@ -46,6 +46,7 @@ const (
 	NoReason  Reason = iota
 	WrongPort        // a knock port of this host, out of order
 	OtherPort        // a packet to a port that no sequence uses
+	Replayed         // a TOTP sequence that was already used (burned)
 )
 
 // String returns the log text: "wrong-port", "other-port", or "" for
@@ -58,6 +59,8 @@ func (r Reason) String() string {
 		return "wrong-port"
 	case OtherPort:
 		return "other-port"
+	case Replayed:
+		return "replayed"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -76,6 +79,7 @@ type Decision struct {
 	Of     int
 	Reason Reason           // for Reset only
 	Hit    policy.PortProto // the port that caused it; zero for a Timeout from Expire
+	Client string           // TOTP doors: the client whose sequence it is, when known
 }
 
 // Stats are the matcher's counters since New. Tracked is the current number

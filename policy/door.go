@@ -18,9 +18,12 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 		v.add(errorf(rd.NameRange, "Invalid door name", "%q is not a door name: a name has 1 to 64 characters among letters, digits, \"_\", \".\" and \"-\" (it ends up in nft element comments and logs).", rd.Name))
 	}
 
-	if rd.Sequence == nil {
-		v.add(errorf(rd.DefRange, "Missing required argument", "Door %q has no sequence; sequence is required: it is %s.", rd.Name, allowSequence))
-	} else {
+	dynamic := v.dynamicDoor(rd, &d)
+	switch {
+	case dynamic:
+	case rd.Sequence == nil:
+		v.add(errorf(rd.DefRange, "Missing required argument", "Door %q has no sequence; sequence is required (unless the door has a totp block or one_time_sequences): it is %s.", rd.Name, allowSequence))
+	default:
 		src.seq = v.portList(rd.Sequence, allowSequence)
 		if src.seq.ok && !v.sequence(rd.Sequence.Name, src.seq, "this door could never open") {
 			src.seq.ok = false
@@ -57,6 +60,7 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 	if rd.TCPFlags != nil {
 		v.tcpFlags(rd, &d)
 	}
+	v.totpOpenOverlap(rd, &d)
 	return d, src
 }
 

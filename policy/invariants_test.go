@@ -38,7 +38,9 @@ func checkInvariants(t *testing.T, p *Policy) {
 			t.Errorf("invalid or duplicate door name %q", d.Name)
 		}
 		names[d.Name] = true
-		checkSeq(t, d.Name, "sequence", d.Sequence, guarded)
+		if d.TOTP == nil && (d.OneTimeFile == "" || d.Sequence != nil) {
+			checkSeq(t, d.Name, "sequence", d.Sequence, guarded)
+		}
 		if d.CloseSequence != nil {
 			checkSeq(t, d.Name, "close_sequence", d.CloseSequence, guarded)
 			closes = append(closes, d.CloseSequence)

@@ -30,12 +30,16 @@ type rawDoor struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	Sequence      *hcl.Attribute `hcl:"sequence"`
+	Sequence      *hcl.Attribute `hcl:"sequence,optional"`
 	SeqTimeout    *hcl.Attribute `hcl:"seq_timeout,optional"`
 	TCPFlags      *hcl.Attribute `hcl:"tcp_flags,optional"`
 	Open          *hcl.Attribute `hcl:"open"`
 	OpenFor       *hcl.Attribute `hcl:"open_for,optional"`
 	CloseSequence *hcl.Attribute `hcl:"close_sequence,optional"`
+
+	OneTime *hcl.Attribute `hcl:"one_time_sequences,optional"`
+	TOTP    []rawTOTP      `hcl:"totp,block"`
+	Clients []rawClient    `hcl:"client,block"`
 }
 
 // Load reads and parses the config file at path. An unreadable file is one

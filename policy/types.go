@@ -167,6 +167,11 @@ type Door struct {
 	Open          []PortProto   // what a correct knock grants
 	OpenFor       time.Duration // element timeout in the kernel set
 	CloseSequence []PortProto   // optional early revoke; nil when unset
+
+	TOTP        *TOTP        // a TOTP door (see totp.go); Sequence is then nil
+	Clients     []Client     // a TOTP door's clients, each with its own secret
+	OneTimeFile string       // one_time_sequences; "" when unset
+	OneTime     []OneTimeSeq // its unused sequences, in file order; Sequence is OneTime[0] (nil when exhausted)
 }
 
 // Policy is a validated configuration with defaults applied.
@@ -198,13 +203,17 @@ func (p *Policy) Guarded() []PortProto {
 	return sortUniq(out)
 }
 
-// KnockPorts returns every port used by a sequence or close sequence, sorted
+// KnockPorts returns every port used by a sequence, close sequence or unused
+// one-time sequence (TOTP doors' ranges are KnockRanges), sorted
 // and without duplicates: what the capture filter must pass.
 func (p *Policy) KnockPorts() []PortProto {
 	var out []PortProto
 	for _, d := range p.Doors {
 		out = append(out, d.Sequence...)
 		out = append(out, d.CloseSequence...)
+		for _, s := range d.OneTime {
+			out = append(out, s.Steps...)
+		}
 	}
 	return sortUniq(out)
 }

@@ -111,13 +111,16 @@ func TestGuardedAndKnockPorts(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
-	wantGuarded := []PortProto{tcp(22), tcp(443), tcp(8443), udp(51820)}
+	wantGuarded := []PortProto{tcp(22), tcp(443), tcp(2222), tcp(2223), tcp(8443), udp(51820)}
 	if diff := cmp.Diff(wantGuarded, p.Guarded()); diff != "" {
 		t.Errorf("Guarded() mismatch (-want +got):\n%s", diff)
 	}
-	wantKnock := []PortProto{tcp(7000), tcp(7400), tcp(9000), udp(7100), udp(7200), udp(7300), udp(8000)}
+	wantKnock := []PortProto{tcp(7000), tcp(7400), tcp(7501), tcp(7503), tcp(7521), tcp(7523), tcp(9000), udp(7100), udp(7200), udp(7300), udp(7502), udp(7522), udp(8000)}
 	if diff := cmp.Diff(wantKnock, p.KnockPorts()); diff != "" {
 		t.Errorf("KnockPorts() mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]PortRange{{20000, 29999, TCP}}, p.KnockRanges()); diff != "" {
+		t.Errorf("KnockRanges() mismatch (-want +got):\n%s", diff)
 	}
 	if d := p.Door("web-admin"); d == nil || d.Name != "web-admin" {
 		t.Errorf("Door(web-admin) = %v", d)

@@ -26,8 +26,15 @@ options:
   -6, --ipv6         resolve HOST to an IPv6 address only
   -v, --verbose      print each hit
   -h, --help         this help
+  --totp FILE        knock a TOTP door: derive the sequence from the secret
+                     in FILE and the time; give HOST only, no ports
+  --port-range LO-HI, --length N, --step DURATION, --protocol tcp|udp
+                     the door's totp settings (defaults 20000-29999, 4,
+                     30s, tcp: the server's defaults)
+  --at TIME          derive for TIME (unix seconds or RFC 3339), not now
 PORT is 1-65535; PROTO is tcp or udp, written PORT:PROTO or PORT/PROTO.
 example: sesame knock server.example.com 7000 8000:udp 9000/tcp
+         sesame knock --totp ~/.sesame/alice.key server.example.com
 `
 
 // knockOpts is a parsed `sesame knock` command line.
@@ -38,6 +45,7 @@ type knockOpts struct {
 	Host    string
 	Steps   []policy.PortProto
 	Help    bool
+	TOTP    totpOpts // --totp and its options (totp.go)
 }
 
 // errUsage marks command-line mistakes (exit status 2).
@@ -71,10 +79,10 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 				if hasVal {
 					return o, usageErrorf("option --%s takes no value", name)
 				}
-			case "delay":
+			case "delay", "totp", "port-range", "length", "step", "protocol", "at":
 				if !hasVal {
 					if i+1 >= len(args) {
-						return o, usageErrorf("option --delay needs a value in milliseconds")
+						return o, usageErrorf("option --%s needs a value", name)
 					}
 					i++
 					val = args[i]
@@ -118,6 +126,9 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 	if len(operands) == 0 {
 		return o, usageErrorf("missing HOST and PORT")
 	}
+	if o.TOTP.File != "" || o.TOTP.Custom {
+		return o, o.TOTP.finish(&o, operands)
+	}
 	if len(operands) == 1 {
 		return o, usageErrorf("missing PORT after host %q", operands[0])
 	}
@@ -145,6 +156,8 @@ func (o *knockOpts) set(name, val string, udp *bool) error {
 		o.Family = 6
 	case "help":
 		o.Help = true
+	case "totp", "port-range", "length", "step", "protocol", "at":
+		return o.TOTP.setOpt(name, val)
 	case "delay":
 		ms, err := strconv.Atoi(val)
 		if err != nil || ms < 0 {
@@ -185,6 +198,10 @@ func parseKnockPort(arg string, udp bool) (policy.PortProto, error) {
 // every hit was sent, 1 on a network error, 2 on a usage error.
 func knockMain(args []string, stdout, stderr io.Writer) int {
 	o, err := parseKnockArgs(args)
+	if err != nil && !errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "sesame knock: %v\n", err)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame knock: %v\n%s", strings.TrimPrefix(err.Error(), "usage: "), knockUsage)
 		return 2

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -213,3 +214,33 @@ func TestKnockClosedTCPPortIsNotAnError(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+func TestParseKnockTOTP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := dir + "/a.key"
+	if code := keygenMain([]string{"-o", key}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("keygen exit %d", code)
+	}
+	if code := keygenMain([]string{"-o", key}, io.Discard, io.Discard); code != 1 {
+		t.Errorf("keygen over an existing file: exit %d, want 1", code)
+	}
+	o, err := parseKnockArgs([]string{"--port-range", "1000-1009", "--length", "8", "--at", "59", "--totp", key, "host"})
+	if err != nil || len(o.Steps) != 8 || o.Host != "host" {
+		t.Fatalf("parseKnockArgs = %+v, %v; want 8 steps to host", o, err)
+	}
+	for _, s := range o.Steps {
+		if s.Port < 1000 || s.Port > 1009 || s.Proto != policy.TCP {
+			t.Errorf("step %v outside 1000-1009/tcp", s)
+		}
+	}
+	for _, bad := range [][]string{
+		{"--totp", key, "host", "7000"},
+		{"--length", "4", "host"},
+		{"--totp", key, "--port-range", "9-1", "host"},
+	} {
+		if _, err := parseKnockArgs(bad); !errors.Is(err, errUsage) {
+			t.Errorf("parseKnockArgs(%q) = %v, want a usage error", bad, err)
+		}
+	}
+}

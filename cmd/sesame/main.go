@@ -25,6 +25,10 @@ verbs:
           the grants in the kernel now
   knock   [-u] [-d MS] [-4|-6] [-v] HOST PORT[:PROTO]...
           send a knock sequence
+  knock   --totp SECRET_FILE [--port-range R --length N --step D --protocol P] HOST
+          send the current TOTP sequence
+  keygen  [-o FILE] [--force]
+          write a new random TOTP secret (base32, mode 0600)
   version print version, commit and Go version
 
 The default config is /etc/sesame/sesame.hcl.
@@ -49,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return statusMain(rest, stdout, stderr)
 	case "knock":
 		return knockMain(rest, stdout, stderr)
+	case "keygen":
+		return keygenMain(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return versionMain(stdout)
 	case "help", "-h", "--help", "-help":

@@ -52,3 +52,32 @@ door "web-admin" {
   sequence = ["7100/udp", "7200/udp", "7300/udp", "7400/tcp"]
   open     = ["443/tcp", "8443", "51820/udp"]
 }
+
+# A TOTP door: no fixed sequence. Each client derives, from its own secret
+# and the time, `length` distinct ports in `port_range` (docs/TOTP.md). A
+# sequence works once, within `skew` steps of now. The per-knock entropy
+# must be at least 32 bits (log2 of the ordered sequences of distinct ports).
+door "vault" {
+  totp {
+    port_range = "20000-29999" # default "20000-29999"; must not hold an opened port
+    length     = 4             # default 4; from 2 to 32
+    step       = "30s"         # default "30s"; whole seconds, from 5s to 1h
+    skew       = 1             # default 1; steps accepted either side of now, 0 to 10
+    protocol   = "tcp"         # default "tcp"; or "udp"
+  }
+  # Each client: a name (in logs: client=alice) and a secret file, base32,
+  # at least 128 bits, mode 0600 (sesame keygen -o FILE). A relative path is
+  # relative to this file's directory.
+  client "alice" { secret_file = "secrets/alice.key" }
+  client "bob"   { secret_file = "secrets/bob.key" }
+  open     = ["2222/tcp"]
+  open_for = "30s"
+}
+
+# A one-time door (knockd's One_Time_Sequences): the file holds one
+# sequence per line; each works once, in order, and is then commented out
+# (the file is rewritten atomically). SIGHUP re-reads it.
+door "once" {
+  one_time_sequences = "reference.seqs"
+  open               = ["2223/tcp"]
+}

@@ -1,0 +1,133 @@
+package knock
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sesame-knock/sesame/policy"
+	"github.com/sesame-knock/sesame/totp"
+)
+
+var (
+	secA = []byte("alice-secret-0123456789")
+	secB = []byte("bob-secret-0123456789ab")
+)
+
+func totpTestPolicy() *policy.Policy {
+	return &policy.Policy{Doors: []policy.Door{{
+		Name: "vault", SeqTimeout: 5 * time.Second, TCPFlags: policy.DefaultTCPFlags,
+		Open: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, OpenFor: 30 * time.Second,
+		TOTP:    &policy.TOTP{Lo: 20000, Hi: 29999, Length: 4, Step: 30 * time.Second, Skew: 1, Proto: policy.TCP},
+		Clients: []policy.Client{{Name: "alice", Secret: secA}, {Name: "bob", Secret: secB}},
+	}}}
+}
+
+// knockAll feeds a whole sequence from src at now and returns every
+// decision.
+func knockAll(m *TOTPMatcher, src netip.Addr, ports []uint16, now time.Time) []Decision {
+	var out []Decision
+	for _, p := range ports {
+		out = append(out, m.Observe(Hit{Src: src, Proto: policy.TCP, Port: p, Flags: policy.FlagSYN}, now)...)
+	}
+	return out
+}
+
+func TestTOTPMatcher(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_700_000_010, 0) // 10s into a step
+	ctr := totp.Counter(t0, 30*time.Second)
+	seq := func(s []byte, c uint64) []uint16 { return totp.Sequence(s, c, 20000, 29999, 4) }
+	a, b := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("198.51.100.2")
+	m := NewTOTP(totpTestPolicy(), Config{MaxEntries: 64})
+	for _, tt := range []struct {
+		name   string
+		src    netip.Addr
+		ports  []uint16
+		want   Kind
+		reason Reason
+		client string
+	}{
+		{"alice now opens", a, seq(secA, ctr), Open, NoReason, "alice"},
+		{"replay from another source", b, seq(secA, ctr), Reset, Replayed, "alice"},
+		{"bob one step ahead (skew)", b, seq(secB, ctr+1), Open, NoReason, "bob"},
+		{"bob two steps back (outside skew)", b, seq(secB, ctr-2), 0, 0, ""},
+		{"alice previous step", a, seq(secA, ctr-1), Open, NoReason, "alice"},
+		{"wrong secret", b, seq([]byte("mallory-secret-0123456"), ctr), 0, 0, ""},
+	} {
+		got := knockAll(m, tt.src, tt.ports, t0)
+		var k Kind
+		var r Reason
+		var c string
+		for _, d := range got {
+			if d.Kind == Open || d.Kind == Reset {
+				k, r, c = d.Kind, d.Reason, d.Client
+			}
+		}
+		if k != tt.want || r != tt.reason || c != tt.client {
+			t.Errorf("%s: last decisions %+v; want %v %v client %q", tt.name, got, tt.want, tt.reason, tt.client)
+		}
+	}
+	// Burned until its window passes: still burned 1 step later, then the
+	// counter leaves the window and cannot be accepted anyway.
+	if got := knockAll(m, b, seq(secA, ctr), t0.Add(30*time.Second)); len(got) == 0 || got[len(got)-1].Reason != Replayed {
+		t.Errorf("replay one step later: %+v, want a Replayed reset", got)
+	}
+	// Rollover mid-knock keeps progress: two hits in one step, two in the next.
+	s := seq(secA, ctr+1)
+	m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[0], Flags: policy.FlagSYN}, t0.Add(18*time.Second))
+	m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[1], Flags: policy.FlagSYN}, t0.Add(19*time.Second))
+	m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[2], Flags: policy.FlagSYN}, t0.Add(21*time.Second))
+	if ds := m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[3], Flags: policy.FlagSYN}, t0.Add(22*time.Second)); len(ds) != 1 || ds[0].Kind != Open {
+		t.Errorf("knock across a step boundary: %+v, want Open", ds)
+	}
+}
+
+// TestTOTPFloodBounded: a flood of spoofed sources hitting candidate first
+// ports never holds more than MaxEntries entries, and a source further
+// along survives it.
+func TestTOTPFloodBounded(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_700_000_010, 0)
+	ctr := totp.Counter(t0, 30*time.Second)
+	m := NewTOTP(totpTestPolicy(), Config{MaxEntries: 128})
+	s := totp.Sequence(secA, ctr, 20000, 29999, 4)
+	a := netip.MustParseAddr("192.0.2.2")
+	m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[0], Flags: policy.FlagSYN}, t0)
+	m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[1], Flags: policy.FlagSYN}, t0)
+	for i := range 10000 {
+		src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		m.Observe(Hit{Src: src, Proto: policy.TCP, Port: s[0], Flags: policy.FlagSYN}, t0)
+		if m.Len() > 128 {
+			t.Fatalf("after %d spoofed hits: %d entries, want at most 128", i+1, m.Len())
+		}
+	}
+	m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[2], Flags: policy.FlagSYN}, t0)
+	if ds := m.Observe(Hit{Src: a, Proto: policy.TCP, Port: s[3], Flags: policy.FlagSYN}, t0); len(ds) != 1 || ds[0].Kind != Open {
+		t.Errorf("the source further along was lost to the flood: %+v", ds)
+	}
+}
+
+// TestTOTPObserveAllocs: within a step, Observe allocates nothing.
+func TestTOTPObserveAllocs(t *testing.T) {
+	t0 := time.Unix(1_700_000_010, 0)
+	m := NewTOTP(totpTestPolicy(), Config{MaxEntries: 128})
+	s := totp.Sequence(secA, totp.Counter(t0, 30*time.Second), 20000, 29999, 4)
+	h := Hit{Src: netip.MustParseAddr("192.0.2.2"), Proto: policy.TCP, Port: s[0], Flags: policy.FlagSYN}
+	other := h
+	other.Port = 21000
+	m.Observe(h, t0)
+	if n := testing.AllocsPerRun(1000, func() { m.Observe(h, t0); m.Observe(other, t0) }); n != 0 {
+		t.Errorf("Observe allocates %.1f times per run, want 0", n)
+	}
+}
+
+func BenchmarkTOTPObserve(b *testing.B) {
+	t0 := time.Unix(1_700_000_010, 0)
+	m := NewTOTP(totpTestPolicy(), Config{})
+	h := Hit{Src: netip.MustParseAddr("192.0.2.2"), Proto: policy.TCP, Port: 21000, Flags: policy.FlagSYN}
+	for i := 0; b.Loop(); i++ {
+		h.Port = 20000 + uint16(i%10000)
+		m.Observe(h, t0)
+	}
+}

@@ -1,0 +1,41 @@
+package policy
+
+import (
+	"os"
+	"time"
+)
+
+// Git keeps no file modes beyond the executable bit: give the test secrets
+// the modes their tests are about before any test reads them.
+func init() {
+	for name, mode := range map[string]os.FileMode{
+		"testdata/secrets/alice.key":     0o600,
+		"testdata/secrets/bob.key":       0o400,
+		"testdata/secrets/short.key":     0o600,
+		"testdata/secrets/groupread.key": 0o640,
+	} {
+		_ = os.Chmod(name, mode)
+	}
+}
+
+var (
+	referenceVault = Door{
+		Name: "vault", SeqTimeout: DefaultSeqTimeout, TCPFlags: DefaultTCPFlags,
+		Open: []PortProto{tcp(2222)}, OpenFor: 30 * time.Second,
+		TOTP: &TOTP{Lo: 20000, Hi: 29999, Length: 4, Step: 30 * time.Second, Skew: 1, Proto: TCP},
+		Clients: []Client{
+			{Name: "alice", SecretFile: "testdata/secrets/alice.key", Secret: []byte("12345678901234567890")},
+			{Name: "bob", SecretFile: "testdata/secrets/bob.key", Secret: []byte("Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef")},
+		},
+	}
+	referenceOnce = Door{
+		Name: "once", SeqTimeout: DefaultSeqTimeout, TCPFlags: DefaultTCPFlags,
+		Sequence: []PortProto{tcp(7501), udp(7502), tcp(7503)},
+		Open:     []PortProto{tcp(2223)}, OpenFor: DefaultOpenFor,
+		OneTimeFile: "testdata/reference.seqs",
+		OneTime: []OneTimeSeq{
+			{Line: 2, Steps: []PortProto{tcp(7501), udp(7502), tcp(7503)}},
+			{Line: 4, Steps: []PortProto{tcp(7521), udp(7522), tcp(7523)}},
+		},
+	}
+)
