@@ -29,7 +29,7 @@ door "ssh" {
 	tests := []struct {
 		name    string
 		config  string
-		prefix  []string      // command before the binary
+		prefix  []string         // command before the binary
 		prepare func(*nstest.NS) // runs in the namespace first
 		want    string
 	}{
