@@ -57,6 +57,7 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 	if rd.TCPFlags != nil {
 		v.tcpFlags(rd, &d)
 	}
+	v.hooks(rd, &d)
 	return d, src
 }
 

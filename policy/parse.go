@@ -36,6 +36,9 @@ type rawDoor struct {
 	Open          *hcl.Attribute `hcl:"open"`
 	OpenFor       *hcl.Attribute `hcl:"open_for,optional"`
 	CloseSequence *hcl.Attribute `hcl:"close_sequence,optional"`
+	OnOpen        *hcl.Attribute `hcl:"on_open,optional"`
+	OnClose       *hcl.Attribute `hcl:"on_close,optional"`
+	HookTimeout   *hcl.Attribute `hcl:"hook_timeout,optional"`
 }
 
 // Load reads and parses the config file at path. An unreadable file is one

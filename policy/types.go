@@ -167,6 +167,9 @@ type Door struct {
 	Open          []PortProto   // what a correct knock grants
 	OpenFor       time.Duration // element timeout in the kernel set
 	CloseSequence []PortProto   // optional early revoke; nil when unset
+	OnOpen        []string      // hook argv run after a grant; nil when unset
+	OnClose       []string      // hook argv run after a close sequence's revoke
+	HookTimeout   time.Duration // time limit of one hook run
 }
 
 // Policy is a validated configuration with defaults applied.
