@@ -25,6 +25,8 @@ verbs:
           the grants in the kernel now
   knock   [-u] [-d MS] [-4|-6] [-v] HOST PORT[:PROTO]...
           send a knock sequence
+  convert [FILE]
+          convert a knockd config (default /etc/knockd.conf) to sesame HCL
   version print version, commit and Go version
 
 The default config is /etc/sesame/sesame.hcl.
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return statusMain(rest, stdout, stderr)
 	case "knock":
 		return knockMain(rest, stdout, stderr)
+	case "convert":
+		return convertMain(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return versionMain(stdout)
 	case "help", "-h", "--help", "-help":
