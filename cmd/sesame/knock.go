@@ -25,6 +25,9 @@ options:
   -4, --ipv4         resolve HOST to an IPv4 address only
   -6, --ipv6         resolve HOST to an IPv6 address only
   -v, --verbose      print each hit
+      --wait PORT[/tcp]  after knocking, retry a TCP connect to PORT and
+                     report whether access was granted (exit status 0 or 1)
+      --wait-for DUR how long --wait retries (default 5s, at most 5m)
   -h, --help         this help
 PORT is 1-65535; PROTO is tcp or udp, written PORT:PROTO or PORT/PROTO.
 example: sesame knock server.example.com 7000 8000:udp 9000/tcp
@@ -38,6 +41,8 @@ type knockOpts struct {
 	Host    string
 	Steps   []policy.PortProto
 	Help    bool
+	Wait    uint16        // --wait: the TCP port to try after knocking; 0: none
+	WaitFor time.Duration // --wait-for
 }
 
 // errUsage marks command-line mistakes (exit status 2).
@@ -71,10 +76,10 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 				if hasVal {
 					return o, usageErrorf("option --%s takes no value", name)
 				}
-			case "delay":
+			case "delay", "wait", "wait-for":
 				if !hasVal {
 					if i+1 >= len(args) {
-						return o, usageErrorf("option --delay needs a value in milliseconds")
+						return o, usageErrorf("option --%s needs a value", name)
 					}
 					i++
 					val = args[i]
@@ -115,6 +120,12 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 	if o.Help {
 		return o, nil
 	}
+	if o.WaitFor != 0 && o.Wait == 0 {
+		return o, usageErrorf("--wait-for needs --wait PORT")
+	}
+	if o.Wait != 0 && o.WaitFor == 0 {
+		o.WaitFor = defaultWaitFor
+	}
 	if len(operands) == 0 {
 		return o, usageErrorf("missing HOST and PORT")
 	}
@@ -151,6 +162,8 @@ func (o *knockOpts) set(name, val string, udp *bool) error {
 			return usageErrorf("bad delay %q: want a whole number of milliseconds, 0 or more", val)
 		}
 		o.Delay = time.Duration(ms) * time.Millisecond
+	default:
+		return o.setWait(name, val)
 	}
 	return nil
 }
@@ -211,6 +224,9 @@ func knockMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "sesame knock: hit %s on %s (%s): %v\n", step, o.Host, addr, err)
 			return 1
 		}
+	}
+	if o.Wait != 0 {
+		return waitAccess(addr, o.Wait, o.WaitFor, stdout, stderr)
 	}
 	return 0
 }

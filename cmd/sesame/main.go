@@ -23,7 +23,7 @@ verbs:
           validate the config; --ruleset prints the nftables ruleset
   status  [-c FILE] [--json]
           the grants in the kernel now
-  knock   [-u] [-d MS] [-4|-6] [-v] HOST PORT[:PROTO]...
+  knock   [-u] [-d MS] [-4|-6] [-v] [--wait PORT] HOST PORT[:PROTO]...
           send a knock sequence
   convert [FILE]
           convert a knockd config (default /etc/knockd.conf) to sesame HCL
