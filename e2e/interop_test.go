@@ -36,7 +36,9 @@ func TestInteropClients(t *testing.T) {
 		{"nc-z", "nc", func(p string) []string { return []string{"nc", "-z", "-w", "1", host, p} }},
 		{"nmap", "nmap", func(p string) []string { return []string{"nmap", "-n", "-Pn", "--max-retries", "0", "-p", p, host} }},
 		{"hping3", "hping3", func(p string) []string { return []string{"hping3", "-S", "-c", "1", "-p", p, host} }},
-		{"curl", "curl", func(p string) []string { return []string{"curl", "-s", "--max-time", "1", "http://" + host + ":" + p + "/"} }},
+		{"curl", "curl", func(p string) []string {
+			return []string{"curl", "-s", "--max-time", "1", "http://" + host + ":" + p + "/"}
+		}},
 		{"bash-dev-tcp", "bash", func(p string) []string {
 			return []string{"timeout", "1", "bash", "-c", "echo > /dev/tcp/" + host + "/" + p}
 		}},
