@@ -93,6 +93,9 @@ func Run(ctx context.Context, o Options) error {
 	defer tick.Stop()
 
 	l := newLoop(log, table, p, knock.Config{MaxEntries: o.MaxEntries})
+	hooks := newHookRunner(ctx, log)
+	defer func() { cancel(); hooks.Wait() }()
+	l.hooks = hooks
 	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p}
 	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
 	if o.Ready != nil {

@@ -37,6 +37,9 @@ type loop struct {
 
 	grants  []nft.Grant
 	revokes []nft.Revoke
+
+	hooks   HookSubmitter // nil: hooks are not run
+	pending []HookJob     // hooks of the queued grants and revokes
 }
 
 func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config) *loop {
@@ -105,11 +108,13 @@ func (l *loop) decide(ds []knock.Decision) {
 				continue
 			}
 			l.grants = append(l.grants, nft.Grant{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, TTL: d.Door.OpenFor})
+			l.queueHook("open", d.Door, d.Door.OnOpen, d.Src.String())
 		case knock.Close:
 			if len(l.grants) > 0 {
 				l.flush()
 			}
 			l.revokes = append(l.revokes, nft.Revoke{Src: d.Src, Ports: d.Door.Open})
+			l.queueHook("close", d.Door, d.Door.OnClose, d.Src.String())
 		}
 	}
 }
@@ -134,6 +139,7 @@ func (l *loop) flush() {
 			l.log.Error("revoke failed", "src", r.Src, "ports", policy.FormatPorts(r.Ports), "err", err)
 		}
 	}
+	l.dispatchHooks(err == nil)
 	clear(l.grants)
 	clear(l.revokes)
 	l.grants, l.revokes = l.grants[:0], l.revokes[:0]

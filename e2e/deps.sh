@@ -7,6 +7,14 @@ set -euo pipefail
 missing=()
 command -v nft >/dev/null || missing+=(nftables)
 command -v ip >/dev/null || missing+=(iproute2)
+# The knock clients of the interop e2e tests (issue 4).
+if command -v apt-get >/dev/null; then
+	command -v knock >/dev/null || missing+=(knockd)
+	command -v nc >/dev/null || missing+=(netcat-openbsd)
+	command -v nmap >/dev/null || missing+=(nmap)
+	command -v hping3 >/dev/null || missing+=(hping3)
+	command -v curl >/dev/null || missing+=(curl)
+fi
 if ((${#missing[@]})); then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${missing[*]}: install them (as root) or run this as root" >&2

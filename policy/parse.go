@@ -37,9 +37,12 @@ type rawDoor struct {
 	OpenFor       *hcl.Attribute `hcl:"open_for,optional"`
 	CloseSequence *hcl.Attribute `hcl:"close_sequence,optional"`
 
-	OneTime *hcl.Attribute `hcl:"one_time_sequences,optional"`
-	TOTP    []rawTOTP      `hcl:"totp,block"`
-	Clients []rawClient    `hcl:"client,block"`
+	OneTime     *hcl.Attribute `hcl:"one_time_sequences,optional"`
+	TOTP        []rawTOTP      `hcl:"totp,block"`
+	Clients     []rawClient    `hcl:"client,block"`
+	OnOpen      *hcl.Attribute `hcl:"on_open,optional"`
+	OnClose     *hcl.Attribute `hcl:"on_close,optional"`
+	HookTimeout *hcl.Attribute `hcl:"hook_timeout,optional"`
 }
 
 // Load reads and parses the config file at path. An unreadable file is one

@@ -21,7 +21,7 @@ func init() {
 var (
 	referenceVault = Door{
 		Name: "vault", SeqTimeout: DefaultSeqTimeout, TCPFlags: DefaultTCPFlags,
-		Open: []PortProto{tcp(2222)}, OpenFor: 30 * time.Second,
+		Open: []PortProto{tcp(2222)}, OpenFor: 30 * time.Second, HookTimeout: DefaultHookTimeout,
 		TOTP: &TOTP{Lo: 20000, Hi: 29999, Length: 4, Step: 30 * time.Second, Skew: 1, Proto: TCP},
 		Clients: []Client{
 			{Name: "alice", SecretFile: "testdata/secrets/alice.key", Secret: []byte("12345678901234567890")},
@@ -31,7 +31,7 @@ var (
 	referenceOnce = Door{
 		Name: "once", SeqTimeout: DefaultSeqTimeout, TCPFlags: DefaultTCPFlags,
 		Sequence: []PortProto{tcp(7501), udp(7502), tcp(7503)},
-		Open:     []PortProto{tcp(2223)}, OpenFor: DefaultOpenFor,
+		Open:     []PortProto{tcp(2223)}, OpenFor: DefaultOpenFor, HookTimeout: DefaultHookTimeout,
 		OneTimeFile: "testdata/reference.seqs",
 		OneTime: []OneTimeSeq{
 			{Line: 2, Steps: []PortProto{tcp(7501), udp(7502), tcp(7503)}},

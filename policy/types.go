@@ -168,10 +168,13 @@ type Door struct {
 	OpenFor       time.Duration // element timeout in the kernel set
 	CloseSequence []PortProto   // optional early revoke; nil when unset
 
-	TOTP        *TOTP        // a TOTP door (see totp.go); Sequence is then nil
-	Clients     []Client     // a TOTP door's clients, each with its own secret
-	OneTimeFile string       // one_time_sequences; "" when unset
-	OneTime     []OneTimeSeq // its unused sequences, in file order; Sequence is OneTime[0] (nil when exhausted)
+	TOTP        *TOTP         // a TOTP door (see totp.go); Sequence is then nil
+	Clients     []Client      // a TOTP door's clients, each with its own secret
+	OneTimeFile string        // one_time_sequences; "" when unset
+	OneTime     []OneTimeSeq  // its unused sequences, in file order; Sequence is OneTime[0] (nil when exhausted)
+	OnOpen      []string      // hook argv run after a grant; nil when unset
+	OnClose     []string      // hook argv run after a close sequence's revoke
+	HookTimeout time.Duration // time limit of one hook run
 }
 
 // Policy is a validated configuration with defaults applied.

@@ -25,6 +25,9 @@ options:
   -4, --ipv4         resolve HOST to an IPv4 address only
   -6, --ipv6         resolve HOST to an IPv6 address only
   -v, --verbose      print each hit
+      --wait PORT[/tcp]  after knocking, retry a TCP connect to PORT and
+                     report whether access was granted (exit status 0 or 1)
+      --wait-for DUR how long --wait retries (default 5s, at most 5m)
   -h, --help         this help
   --totp FILE        knock a TOTP door: derive the sequence from the secret
                      in FILE and the time; give HOST only, no ports
@@ -45,7 +48,9 @@ type knockOpts struct {
 	Host    string
 	Steps   []policy.PortProto
 	Help    bool
-	TOTP    totpOpts // --totp and its options (totp.go)
+	TOTP    totpOpts      // --totp and its options (totp.go)
+	Wait    uint16        // --wait: the TCP port to try after knocking; 0: none
+	WaitFor time.Duration // --wait-for
 }
 
 // errUsage marks command-line mistakes (exit status 2).
@@ -79,7 +84,7 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 				if hasVal {
 					return o, usageErrorf("option --%s takes no value", name)
 				}
-			case "delay", "totp", "port-range", "length", "step", "protocol", "at":
+			case "delay", "totp", "port-range", "length", "step", "protocol", "at", "wait", "wait-for":
 				if !hasVal {
 					if i+1 >= len(args) {
 						return o, usageErrorf("option --%s needs a value", name)
@@ -123,6 +128,12 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 	if o.Help {
 		return o, nil
 	}
+	if o.WaitFor != 0 && o.Wait == 0 {
+		return o, usageErrorf("--wait-for needs --wait PORT")
+	}
+	if o.Wait != 0 && o.WaitFor == 0 {
+		o.WaitFor = defaultWaitFor
+	}
 	if len(operands) == 0 {
 		return o, usageErrorf("missing HOST and PORT")
 	}
@@ -164,6 +175,8 @@ func (o *knockOpts) set(name, val string, udp *bool) error {
 			return usageErrorf("bad delay %q: want a whole number of milliseconds, 0 or more", val)
 		}
 		o.Delay = time.Duration(ms) * time.Millisecond
+	default:
+		return o.setWait(name, val)
 	}
 	return nil
 }
@@ -228,6 +241,9 @@ func knockMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "sesame knock: hit %s on %s (%s): %v\n", step, o.Host, addr, err)
 			return 1
 		}
+	}
+	if o.Wait != 0 {
+		return waitAccess(addr, o.Wait, o.WaitFor, stdout, stderr)
 	}
 	return 0
 }

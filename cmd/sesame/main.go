@@ -23,12 +23,14 @@ verbs:
           validate the config; --ruleset prints the nftables ruleset
   status  [-c FILE] [--json]
           the grants in the kernel now
-  knock   [-u] [-d MS] [-4|-6] [-v] HOST PORT[:PROTO]...
+  knock   [-u] [-d MS] [-4|-6] [-v] [--wait PORT] HOST PORT[:PROTO]...
           send a knock sequence
   knock   --totp SECRET_FILE [--port-range R --length N --step D --protocol P] HOST
           send the current TOTP sequence
   keygen  [-o FILE] [--force]
           write a new random TOTP secret (base32, mode 0600)
+  convert [FILE]
+          convert a knockd config (default /etc/knockd.conf) to sesame HCL
   version print version, commit and Go version
 
 The default config is /etc/sesame/sesame.hcl.
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return knockMain(rest, stdout, stderr)
 	case "keygen":
 		return keygenMain(rest, stdout, stderr)
+	case "convert":
+		return convertMain(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return versionMain(stdout)
 	case "help", "-h", "--help", "-help":

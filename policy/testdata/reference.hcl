@@ -45,6 +45,19 @@ door "ssh" {
   # Optional: a sequence that revokes this address's grant early. Same rules
   # as sequence; it must differ from every sequence and close_sequence.
   close_sequence = ["9000/tcp", "8000/udp", "7000/tcp"]
+
+  # Optional hooks: a program and its arguments, run without a shell (so
+  # the program is an absolute path) after a grant is applied (on_open) or
+  # after a close sequence revokes it (on_close; not when the kernel expires
+  # a grant). Arguments may use {ip} (the knocker's address), {door} and
+  # {ports} ("22/tcp"). Hooks run in a small worker pool: a slow or failing
+  # hook never delays a grant; its exit status and output are logged.
+  on_open  = ["/usr/bin/logger", "-t", "sesame", "{door} opened {ports} for {ip}"]
+  on_close = ["/usr/bin/logger", "-t", "sesame", "{door} closed for {ip}"]
+
+  # Time limit of one hook run; then it is killed. Default "10s"; from
+  # 100ms to 1m.
+  hook_timeout = "5s"
 }
 
 # A second door with only the required attributes and defaults for the rest.
