@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,7 +126,23 @@ func TestConvertChecks(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no knockdconf testdata")
 	}
-	for _, f := range files {
+	// One_Time_Sequences names a file on the knockd host: give each config
+	// a real one, in knockd's format, so that sesame check can read it.
+	oneTime := regexp.MustCompile(`(?im)^(\s*one_time_sequences\s*=\s*)\S+`)
+	for _, orig := range files {
+		src, err := os.ReadFile(orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		seqs := filepath.Join(dir, "sequences")
+		if err := os.WriteFile(seqs, []byte("# used by TestConvertChecks\n4001,4002:udp,4003\n5001 5002 5003\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, filepath.Base(orig))
+		if err := os.WriteFile(f, oneTime.ReplaceAll(src, []byte("${1}"+seqs)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		out, err := exec.Command(SesameBin, "convert", f).Output()
 		if code := exitCode(err); code != 0 && code != 2 {
 			t.Errorf("sesame convert %s: %v", f, err)
