@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,9 @@ type Options struct {
 	Log        *slog.Logger // nil: discard
 	MaxEntries int          // matcher cap; 0: knock.DefaultMaxEntries
 	Ready      func()       // called once when serving (e.g. systemd notify)
+	// Notify, if set, gets sd_notify(3) state strings: READY=1 when
+	// serving and after a reload, RELOADING=1 during one, STOPPING=1.
+	Notify func(state string)
 }
 
 // ConfigError is a configuration that failed validation. Its Diagnostics
@@ -92,12 +96,15 @@ func Run(ctx context.Context, o Options) error {
 	defer tick.Stop()
 
 	l := newLoop(log, table, p, knock.Config{MaxEntries: o.MaxEntries})
-	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p}
+	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p, notify: o.Notify}
+	go (&healer{log: log, mu: &r.mu, table: table, r: r}).run(ctx)
 	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
 	if o.Ready != nil {
 		o.Ready()
 	}
+	r.notifyf(notifyReady)
 	l.run(ctx, hits, hup, tick.C, func() *policy.Policy { return r.reload(ctx) })
+	r.notifyf(notifyStopping)
 	log.Info("stopping", "table", p.Table, "note", "the table and live grants stay; grants expire in the kernel")
 	return nil
 }
@@ -152,9 +159,16 @@ type reloader struct {
 	table *nft.Table
 	caps  *captures
 	cur   *policy.Policy
+
+	mu     sync.Mutex // held by reload and the healer
+	notify func(state string)
 }
 
 func (r *reloader) reload(ctx context.Context) *policy.Policy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notifyf(notifyReloading())
+	defer r.notifyf(notifyReady)
 	p, err := load(r.log, r.path)
 	if err != nil {
 		r.log.Error("reload-failed", "file", r.path, "err", err, "note", "still serving the previous policy")
@@ -190,38 +204,39 @@ type captures struct {
 	local *capture.LocalAddrs
 	hits  chan<- knock.Hit
 	conns map[string]*reader
+	pol   *policy.Policy // the filter's policy, for reopening
 }
 
 type reader struct {
-	conn *capture.Conn
-	done chan struct{}
+	conn   *capture.Conn // nil while its interface is gone
+	done   chan struct{}
+	index  int  // the interface index conn is bound to
+	failed bool // a reopen failed (logged once)
 }
 
 // sync opens capture on every interface in names with p's filter, swaps the
 // filter on those already open, and closes the rest.
 func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) error {
+	c.pol = p
 	for _, n := range names {
-		if r, ok := c.conns[n]; ok {
+		if r, ok := c.conns[n]; ok && r.conn != nil {
 			if err := r.conn.SetPolicy(p); err != nil {
 				return fmt.Errorf("set capture filter on %q: %w", n, err)
 			}
 			continue
 		}
-		conn, err := capture.Open(n, p)
+		r, err := c.open(ctx, n)
 		if err != nil {
 			if errors.Is(err, unix.EPERM) {
 				return fmt.Errorf("open packet socket on %q: %w: sesame needs CAP_NET_RAW", n, err)
 			}
 			return fmt.Errorf("open packet socket on %q: %w", n, err)
 		}
-		r := &reader{conn: conn, done: make(chan struct{})}
 		c.conns[n] = r
-		go c.read(ctx, n, r)
 	}
 	for n, r := range c.conns {
 		if !slices.Contains(names, n) {
-			r.conn.Close()
-			<-r.done
+			r.stop()
 			delete(c.conns, n)
 		}
 	}
@@ -259,8 +274,7 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 
 func (c *captures) closeAll() {
 	for n, r := range c.conns {
-		r.conn.Close()
-		<-r.done
+		r.stop()
 		delete(c.conns, n)
 	}
 }

@@ -7,6 +7,9 @@ set -euo pipefail
 missing=()
 command -v nft >/dev/null || missing+=(nftables)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v setpriv >/dev/null || missing+=(util-linux)          # e2e: unprivileged daemon
+command -v systemd-analyze >/dev/null || missing+=(systemd)     # deploy: unit verify
+command -v rpm >/dev/null || { command -v apt-get >/dev/null && missing+=(rpm); } # deploy: rpm -qlp
 if ((${#missing[@]})); then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${missing[*]}: install them (as root) or run this as root" >&2
