@@ -212,6 +212,7 @@ type reader struct {
 	done   chan struct{}
 	index  int  // the interface index conn is bound to
 	failed bool // a reopen failed (logged once)
+	down   bool // the interface was down at the last check
 }
 
 // sync opens capture on every interface in names with p's filter, swaps the
@@ -252,6 +253,8 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 		switch {
 		case errors.Is(err, capture.ErrClosed) || ctx.Err() != nil:
 			return
+		case errors.Is(err, unix.ENETDOWN):
+			continue // the healer logs down and up; the socket hears again once up
 		case err != nil:
 			c.log.Error("capture read failed", "interface", name, "err", err)
 			select {

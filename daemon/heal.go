@@ -78,6 +78,14 @@ func (c *captures) rebind(ctx context.Context) {
 			continue
 		}
 		if r.conn != nil && r.index == ifi.Index {
+			if down := ifi.Flags&net.FlagUp == 0; down != r.down {
+				r.down = down
+				if down {
+					c.log.Warn("interface down, capture waits for it", "interface", name)
+				} else {
+					c.log.Info("interface up, capture resumed", "interface", name)
+				}
+			}
 			continue
 		}
 		if r.conn != nil {
