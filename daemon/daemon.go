@@ -36,6 +36,8 @@ type Options struct {
 	// Notify, if set, gets sd_notify(3) state strings: READY=1 when
 	// serving and after a reload, RELOADING=1 during one, STOPPING=1.
 	Notify func(state string)
+	// Version and Commit label sesame_build_info.
+	Version, Commit string
 }
 
 // ConfigError is a configuration that failed validation. Its Diagnostics
@@ -82,8 +84,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	go local.Watch(ctx, time.Second)
 
+	met := newMetrics(o.Version, o.Commit)
+	if p.MetricsListen.IsValid() {
+		if err := serveMetrics(ctx, log, p.MetricsListen, met); err != nil {
+			return err
+		}
+	}
 	hits := make(chan knock.Hit, 4096)
-	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}}
+	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}, met: met}
 	defer caps.closeAll()
 	if err := caps.sync(ctx, ifaces, p); err != nil {
 		return err
@@ -96,8 +104,9 @@ func Run(ctx context.Context, o Options) error {
 	defer tick.Stop()
 
 	l := newLoop(log, table, p, knock.Config{MaxEntries: o.MaxEntries})
+	l.met = met
 	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p, notify: o.Notify}
-	go (&healer{log: log, mu: &r.mu, table: table, r: r}).run(ctx)
+	go (&healer{log: log, mu: &r.mu, table: table, r: r, met: met}).run(ctx)
 	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
 	if o.Ready != nil {
 		o.Ready()
@@ -174,6 +183,9 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 		r.log.Error("reload-failed", "file", r.path, "err", err, "note", "still serving the previous policy")
 		return nil
 	}
+	if p.MetricsListen != r.cur.MetricsListen {
+		r.log.Warn("metrics_listen changed: that takes a restart", "file", r.path, "serving", r.cur.MetricsListen.String())
+	}
 	if p.Table != r.cur.Table {
 		r.log.Error("reload-failed", "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")
 		return nil
@@ -205,6 +217,7 @@ type captures struct {
 	hits  chan<- knock.Hit
 	conns map[string]*reader
 	pol   *policy.Policy // the filter's policy, for reopening
+	met   *metrics
 }
 
 type reader struct {
@@ -248,6 +261,7 @@ func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) e
 func (c *captures) read(ctx context.Context, name string, r *reader) {
 	defer close(r.done)
 	var h knock.Hit
+	packets, hits := c.met.packets.WithLabelValues(name), c.met.hits
 	for {
 		err := r.conn.ReadHit(&h)
 		switch {
@@ -264,9 +278,11 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 			}
 			continue
 		}
+		packets.Inc()
 		if !c.local.Contains(h.Dst) {
 			continue
 		}
+		hits.Inc()
 		select {
 		case c.hits <- h:
 		case <-ctx.Done():

@@ -25,6 +25,7 @@ type healer struct {
 	mu    *sync.Mutex
 	table *nft.Table
 	r     *reloader
+	met   *metrics
 }
 
 func (h *healer) run(ctx context.Context) {
@@ -61,6 +62,7 @@ func (h *healer) healTable() {
 		h.log.Error("table restore failed", "table", h.r.cur.Table, "err", explainNft(err), "note", "retrying")
 		return
 	}
+	h.met.restores.Inc()
 	h.log.Info("table restored", "table", h.r.cur.Table)
 }
 

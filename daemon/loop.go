@@ -31,6 +31,7 @@ type loop struct {
 	table Granter
 	m     *knock.Matcher
 	now   func() time.Time
+	met   *metrics // nil: not counted
 
 	grants  []nft.Grant
 	revokes []nft.Revoke
@@ -68,6 +69,7 @@ func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Sig
 		case <-tick:
 			l.decide(l.m.Expire(l.now()))
 			l.flush()
+			l.met.snapshot(l.m.Stats())
 		case <-hup:
 			if p := reload(); p != nil {
 				l.m.Update(p)
@@ -87,6 +89,7 @@ func (l *loop) decide(ds []knock.Decision) {
 	for i := range ds {
 		d := &ds[i]
 		l.logDecision(d)
+		l.met.decision(d)
 		switch d.Kind {
 		case knock.Open:
 			l.grants = append(l.grants, nft.Grant{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, TTL: d.Door.OpenFor})
@@ -106,12 +109,15 @@ func (l *loop) flush() {
 	if len(l.grants) == 0 && len(l.revokes) == 0 {
 		return
 	}
+	start := time.Now()
 	err := l.table.Apply(l.grants, l.revokes)
+	l.met.applied(time.Since(start))
 	if err != nil {
 		l.log.Warn("nftables update failed, retrying", "err", err)
 		err = l.table.Apply(l.grants, l.revokes)
 	}
 	if err != nil {
+		l.met.failed(len(l.grants) + len(l.revokes))
 		for _, g := range l.grants {
 			l.log.Error("grant failed", "door", g.Door, "src", g.Src, "ports", policy.FormatPorts(g.Ports), "err", err)
 		}

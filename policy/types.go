@@ -7,6 +7,7 @@ package policy
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -176,6 +177,9 @@ type Policy struct {
 	Table      string   // nftables table name, family inet
 	Closed     Closed
 	Doors      []Door
+	// MetricsListen is where the Prometheus endpoint listens; the zero
+	// value (the default) means no endpoint.
+	MetricsListen netip.AddrPort
 }
 
 // Door returns the door with the given name, or nil.

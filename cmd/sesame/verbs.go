@@ -80,7 +80,7 @@ func runMain(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log, Notify: sdNotify})
+	err = daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log, Notify: sdNotify, Version: version, Commit: commit})
 	if cerr := (*daemon.ConfigError)(nil); errors.As(err, &cerr) {
 		cerr.Diags.Write(stderr, false)
 		return 1
