@@ -93,7 +93,8 @@ func runMain(args []string, stderr io.Writer) int {
 }
 
 // newLogger builds the event logger. Under journald (JOURNAL_STREAM set)
-// text lines carry no timestamp: the journal adds its own.
+// text lines carry no timestamp (the journal adds its own) and start with
+// their syslog priority.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -109,6 +110,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 				}
 				return a
 			}
+			return slog.New(newJournalHandler(w, opts)), nil
 		}
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
