@@ -85,7 +85,7 @@ func Run(ctx context.Context, o Options) error {
 	go local.Watch(ctx, time.Second)
 
 	met := newMetrics(o.Version, o.Commit)
-	if p.MetricsListen.IsValid() {
+	if p.MetricsListen != "" {
 		if err := serveMetrics(ctx, log, p.MetricsListen, met); err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 		return nil
 	}
 	if p.MetricsListen != r.cur.MetricsListen {
-		r.log.Warn("metrics_listen changed: that takes a restart", "file", r.path, "serving", r.cur.MetricsListen.String())
+		r.log.Warn("metrics_listen changed: that takes a restart", "file", r.path, "serving", r.cur.MetricsListen)
 	}
 	if p.Table != r.cur.Table {
 		r.log.Error("reload-failed", "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")

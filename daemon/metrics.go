@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -125,8 +124,8 @@ func (m *metrics) failed(n int) {
 }
 
 // serveMetrics listens on ap and serves /metrics until ctx ends.
-func serveMetrics(ctx context.Context, log *slog.Logger, ap netip.AddrPort, m *metrics) error {
-	ln, err := net.Listen("tcp", ap.String())
+func serveMetrics(ctx context.Context, log *slog.Logger, ap string, m *metrics) error {
+	ln, err := net.Listen("tcp", ap)
 	if err != nil {
 		return fmt.Errorf("metrics_listen %s: %w", ap, err)
 	}
@@ -135,7 +134,7 @@ func serveMetrics(ctx context.Context, log *slog.Logger, ap netip.AddrPort, m *m
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", "listen", ap.String(), "err", err)
+			log.Error("metrics server failed", "listen", ap, "err", err)
 		}
 	}()
 	go func() {
@@ -144,6 +143,6 @@ func serveMetrics(ctx context.Context, log *slog.Logger, ap netip.AddrPort, m *m
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	log.Info("metrics", "listen", "http://"+ap.String()+"/metrics")
+	log.Info("metrics", "listen", "http://"+ap+"/metrics")
 	return nil
 }

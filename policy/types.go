@@ -7,7 +7,6 @@ package policy
 import (
 	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -177,9 +176,9 @@ type Policy struct {
 	Table      string   // nftables table name, family inet
 	Closed     Closed
 	Doors      []Door
-	// MetricsListen is where the Prometheus endpoint listens; the zero
-	// value (the default) means no endpoint.
-	MetricsListen netip.AddrPort
+	// MetricsListen is where the Prometheus endpoint listens, a validated
+	// "IP:port" (netip.AddrPort's form); "" (the default) means none.
+	MetricsListen string
 }
 
 // Door returns the door with the given name, or nil.
