@@ -10,7 +10,7 @@ BIN         := bin/sesame
 # go test flags; e.g. make test TESTFLAGS='-run TestX -v'
 TESTFLAGS   ?=
 
-.PHONY: all build deps test unit lint bench fuzz demo clean
+.PHONY: all build deps test unit lint bench fuzz demo clean package man
 
 all: build
 
@@ -24,7 +24,7 @@ deps:
 
 # Everything: lint, the static binary, unit, privileged and e2e tests.
 # Privileged tests skip when not root; SESAME_REQUIRE_ROOT=1 makes a skip fatal.
-test: deps lint build
+test: deps lint build package
 	SESAME_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
 
 # Only what needs neither root nor namespaces.
@@ -56,3 +56,19 @@ demo: build
 
 clean:
 	rm -rf bin dist
+
+# Man pages from docs/*.md (go-md2man, a tool dependency in go.mod).
+man:
+	mkdir -p dist/build
+	$(GO) tool go-md2man -in docs/sesame.8.md -out dist/build/sesame.8
+	$(GO) tool go-md2man -in docs/sesame.hcl.5.md -out dist/build/sesame.hcl.5
+
+# dist/sesame_<version>_amd64.deb and dist/sesame-<version>.x86_64.rpm
+# (nfpm, a tool dependency in go.mod: nothing is downloaded but modules).
+PKGVERSION ?= $(shell ./deploy/version.sh)
+package: build man
+	cp $(BIN) dist/build/sesame
+	gzip -9nf dist/build/sesame.8 dist/build/sesame.hcl.5
+	rm -f dist/*.deb dist/*.rpm
+	VERSION='$(PKGVERSION)' $(GO) tool nfpm package -f deploy/nfpm.yaml -p deb -t dist/sesame_$(PKGVERSION)_amd64.deb
+	VERSION='$(PKGVERSION)' $(GO) tool nfpm package -f deploy/nfpm.yaml -p rpm -t dist/sesame-$(PKGVERSION).x86_64.rpm

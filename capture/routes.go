@@ -18,7 +18,8 @@ const (
 )
 
 // DefaultInterfaces returns the interfaces that carry a default route,
-// IPv4 (/proc/net/route) or IPv6 (/proc/net/ipv6_route), sorted and
+// IPv4 (/proc/self/net/route) or IPv6 (/proc/self/net/ipv6_route; not
+// /proc/net, which systemd's ProcSubset=pid hides), sorted and
 // without duplicates. It is an error if there is none.
 func DefaultInterfaces() ([]string, error) {
 	var out []string
@@ -26,8 +27,8 @@ func DefaultInterfaces() ([]string, error) {
 		path  string
 		parse func(io.Reader) ([]string, error)
 	}{
-		{"/proc/net/route", parseRoute4},
-		{"/proc/net/ipv6_route", parseRoute6},
+		{"/proc/self/net/route", parseRoute4},
+		{"/proc/self/net/ipv6_route", parseRoute6},
 	} {
 		f, err := os.Open(src.path)
 		if errors.Is(err, os.ErrNotExist) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,11 @@ type Options struct {
 	Log        *slog.Logger // nil: discard
 	MaxEntries int          // matcher cap; 0: knock.DefaultMaxEntries
 	Ready      func()       // called once when serving (e.g. systemd notify)
+	// Notify, if set, gets sd_notify(3) state strings: READY=1 when
+	// serving and after a reload, RELOADING=1 during one, STOPPING=1.
+	Notify func(state string)
+	// Version and Commit label sesame_build_info.
+	Version, Commit string
 }
 
 // ConfigError is a configuration that failed validation. Its Diagnostics
@@ -69,8 +75,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	go local.Watch(ctx, time.Second)
 
+	met := newMetrics(o.Version, o.Commit)
+	if p.MetricsListen != "" {
+		if err := serveMetrics(ctx, log, p.MetricsListen, met); err != nil {
+			return err
+		}
+	}
 	hits := make(chan knock.Hit, 4096)
-	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}}
+	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}, met: met}
 	defer caps.closeAll()
 	if err := caps.sync(ctx, ifaces, p); err != nil {
 		return err
@@ -96,12 +108,16 @@ func Run(ctx context.Context, o Options) error {
 	hooks := newHookRunner(ctx, log)
 	defer func() { cancel(); hooks.Wait() }()
 	l.hooks = hooks
-	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p}
+	l.met = met
+	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p, notify: o.Notify}
+	go (&healer{log: log, mu: &r.mu, table: table, r: r, met: met}).run(ctx)
 	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
 	if o.Ready != nil {
 		o.Ready()
 	}
+	r.notifyf(notifyReady)
 	l.run(ctx, hits, hup, tick.C, func() *policy.Policy { return r.reload(ctx) })
+	r.notifyf(notifyStopping)
 	log.Info("stopping", "table", p.Table, "note", "the table and live grants stay; grants expire in the kernel")
 	return nil
 }
@@ -156,13 +172,23 @@ type reloader struct {
 	table *nft.Table
 	caps  *captures
 	cur   *policy.Policy
+
+	mu     sync.Mutex // held by reload and the healer
+	notify func(state string)
 }
 
 func (r *reloader) reload(ctx context.Context) *policy.Policy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notifyf(notifyReloading())
+	defer r.notifyf(notifyReady)
 	p, err := load(r.log, r.path)
 	if err != nil {
 		r.log.Error("reload-failed", "file", r.path, "err", err, "note", "still serving the previous policy")
 		return nil
+	}
+	if p.MetricsListen != r.cur.MetricsListen {
+		r.log.Warn("metrics_listen changed: that takes a restart", "file", r.path, "serving", r.cur.MetricsListen)
 	}
 	if p.Table != r.cur.Table {
 		r.log.Error("reload-failed", "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")
@@ -194,38 +220,41 @@ type captures struct {
 	local *capture.LocalAddrs
 	hits  chan<- knock.Hit
 	conns map[string]*reader
+	pol   *policy.Policy // the filter's policy, for reopening
+	met   *metrics
 }
 
 type reader struct {
-	conn *capture.Conn
-	done chan struct{}
+	conn   *capture.Conn // nil while its interface is gone
+	done   chan struct{}
+	index  int  // the interface index conn is bound to
+	failed bool // a reopen failed (logged once)
+	down   bool // the interface was down at the last check
 }
 
 // sync opens capture on every interface in names with p's filter, swaps the
 // filter on those already open, and closes the rest.
 func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) error {
+	c.pol = p
 	for _, n := range names {
-		if r, ok := c.conns[n]; ok {
+		if r, ok := c.conns[n]; ok && r.conn != nil {
 			if err := r.conn.SetPolicy(p); err != nil {
 				return fmt.Errorf("set capture filter on %q: %w", n, err)
 			}
 			continue
 		}
-		conn, err := capture.Open(n, p) // its errors name the interface
+		r, err := c.open(ctx, n) // capture's errors name the interface
 		if errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("%w: sesame needs CAP_NET_RAW", err)
 		}
 		if err != nil {
 			return err
 		}
-		r := &reader{conn: conn, done: make(chan struct{})}
 		c.conns[n] = r
-		go c.read(ctx, n, r)
 	}
 	for n, r := range c.conns {
 		if !slices.Contains(names, n) {
-			r.conn.Close()
-			<-r.done
+			r.stop()
 			delete(c.conns, n)
 		}
 	}
@@ -236,11 +265,14 @@ func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) e
 func (c *captures) read(ctx context.Context, name string, r *reader) {
 	defer close(r.done)
 	var h knock.Hit
+	packets, hits := c.met.packets.WithLabelValues(name), c.met.hits
 	for {
 		err := r.conn.ReadHit(&h)
 		switch {
 		case errors.Is(err, capture.ErrClosed) || ctx.Err() != nil:
 			return
+		case errors.Is(err, unix.ENETDOWN):
+			continue // the healer logs down and up; the socket hears again once up
 		case err != nil:
 			c.log.Error("capture read failed", "interface", name, "err", err)
 			select {
@@ -250,9 +282,11 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 			}
 			continue
 		}
+		packets.Inc()
 		if !c.local.Contains(h.Dst) {
 			continue
 		}
+		hits.Inc()
 		select {
 		case c.hits <- h:
 		case <-ctx.Done():
@@ -263,8 +297,7 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 
 func (c *captures) closeAll() {
 	for n, r := range c.conns {
-		r.conn.Close()
-		<-r.done
+		r.stop()
 		delete(c.conns, n)
 	}
 }

@@ -34,6 +34,7 @@ type loop struct {
 	p     *policy.Policy     // the policy in force; one-time doors advance in it
 	now   func() time.Time
 	used  []*policy.Door // one-time doors whose sequence was used in this batch
+	met   *metrics       // nil: not counted
 
 	grants  []nft.Grant
 	revokes []nft.Revoke
@@ -78,6 +79,7 @@ func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Sig
 			l.decide(l.m.Expire(now))
 			l.decide(l.tm.Expire(now))
 			l.flush()
+			l.met.snapshot(l.m.Stats())
 		case <-hup:
 			if p := reload(); p != nil {
 				l.m.Update(p)
@@ -102,6 +104,7 @@ func (l *loop) decide(ds []knock.Decision) {
 	for i := range ds {
 		d := &ds[i]
 		l.logDecision(d)
+		l.met.decision(d)
 		switch d.Kind {
 		case knock.Open:
 			if d.Door.OneTimeFile != "" && !l.useOneTime(d) {
@@ -126,12 +129,15 @@ func (l *loop) flush() {
 	if len(l.grants) == 0 && len(l.revokes) == 0 {
 		return
 	}
+	start := time.Now()
 	err := l.table.Apply(l.grants, l.revokes)
+	l.met.applied(time.Since(start))
 	if err != nil {
 		l.log.Warn("nftables update failed, retrying", "err", err)
 		err = l.table.Apply(l.grants, l.revokes)
 	}
 	if err != nil {
+		l.met.failed(len(l.grants) + len(l.revokes))
 		for _, g := range l.grants {
 			l.log.Error("grant failed", "door", g.Door, "src", g.Src, "ports", policy.FormatPorts(g.Ports), "err", err)
 		}

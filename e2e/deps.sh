@@ -15,6 +15,9 @@ if command -v apt-get >/dev/null; then
 	command -v hping3 >/dev/null || missing+=(hping3)
 	command -v curl >/dev/null || missing+=(curl)
 fi
+command -v setpriv >/dev/null || missing+=(util-linux)          # e2e: unprivileged daemon
+command -v systemd-analyze >/dev/null || missing+=(systemd)     # deploy: unit verify
+command -v rpm >/dev/null || { command -v apt-get >/dev/null && missing+=(rpm); } # deploy: rpm -qlp
 if ((${#missing[@]})); then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${missing[*]}: install them (as root) or run this as root" >&2

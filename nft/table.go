@@ -46,6 +46,7 @@ type Table struct {
 	w       *wire      // lasting conn for Apply; nil until needed or after an error
 	destroy bool       // the kernel knows NFT_MSG_DESTROYSETELEM
 	probed  bool
+	inst    *installed // what the last Ensure installed, for Verify
 }
 
 // New returns the table with the given name. It does not touch the kernel:
@@ -147,7 +148,7 @@ func (t *Table) Ensure(p *policy.Policy) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install nftables table inet %s: %w", t.name, err)
 	}
-	return nil
+	return t.record(c, len(p.Guarded()))
 }
 
 // checkOwner returns ErrNotOurs when a table of t's name exists, holds

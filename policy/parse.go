@@ -21,6 +21,7 @@ type rawConfig struct {
 	Interfaces *hcl.Attribute `hcl:"interfaces,optional"`
 	Table      *hcl.Attribute `hcl:"table,optional"`
 	Closed     *hcl.Attribute `hcl:"closed,optional"`
+	Metrics    *hcl.Attribute `hcl:"metrics_listen,optional"`
 	Doors      []rawDoor      `hcl:"door,block"`
 }
 

@@ -184,6 +184,9 @@ type Policy struct {
 	Table      string   // nftables table name, family inet
 	Closed     Closed
 	Doors      []Door
+	// MetricsListen is where the Prometheus endpoint listens, a validated
+	// "IP:port" (netip.AddrPort's form); "" (the default) means none.
+	MetricsListen string
 }
 
 // Door returns the door with the given name, or nil.

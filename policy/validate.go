@@ -46,6 +46,9 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 	if raw.Interfaces != nil {
 		p.Interfaces = v.interfaces(raw.Interfaces)
 	}
+	if raw.Metrics != nil {
+		p.MetricsListen = v.metricsListen(raw.Metrics)
+	}
 
 	seen := make(map[string]hcl.Range)
 	var srcs []doorSrc

@@ -23,6 +23,12 @@ verbs:
           validate the config; --ruleset prints the nftables ruleset
   status  [-c FILE] [--json]
           the grants in the kernel now
+  grant   [-c FILE] [--for DURATION] DOOR ADDR
+          open DOOR's ports for ADDR by hand (default: its open_for)
+  revoke  [-c FILE] DOOR ADDR
+          close them again before the grant expires
+  down    [-c FILE] --yes
+          remove the nftables table (uninstall; stop the daemon first)
   knock   [-u] [-d MS] [-4|-6] [-v] [--wait PORT] HOST PORT[:PROTO]...
           send a knock sequence
   knock   --totp SECRET_FILE [--port-range R --length N --step D --protocol P] HOST
@@ -59,6 +65,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return keygenMain(rest, stdout, stderr)
 	case "convert":
 		return convertMain(rest, stdout, stderr)
+	case "grant":
+		return grantMain(rest, stdout, stderr)
+	case "revoke":
+		return revokeMain(rest, stdout, stderr)
+	case "down":
+		return downMain(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return versionMain(stdout)
 	case "help", "-h", "--help", "-help":

@@ -32,11 +32,15 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	name := *table
-	if name == "" {
-		name = policy.DefaultTable
-		if p, diags := policy.Load(*path); diags.HasErrors() {
+	var doors []statusDoor
+	if p, diags := policy.Load(*path); diags.HasErrors() {
+		if name == "" {
+			name = policy.DefaultTable
 			fmt.Fprintf(stderr, "sesame status: %s does not load (%v); reading table %q\n", *path, firstLine(diags.Error()), name)
-		} else {
+		}
+	} else {
+		doors = doorsOf(p)
+		if name == "" {
 			name = p.Table
 		}
 	}
@@ -64,8 +68,9 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		out := struct {
 			Table  string        `json:"table"`
+			Doors  []statusDoor  `json:"doors"`
 			Grants []statusGrant `json:"grants"`
-		}{Table: name, Grants: []statusGrant{}}
+		}{Table: name, Doors: doors, Grants: []statusGrant{}}
 		for _, e := range els {
 			out.Grants = append(out.Grants, statusGrant{
 				Addr: e.Addr.String(), Proto: e.Port.Proto.String(), Port: e.Port.Port,
@@ -79,6 +84,7 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	writeDoors(stdout, *path, doors)
 	fmt.Fprintf(stdout, "table inet %s: %d grant(s)\n", name, len(els))
 	if len(els) == 0 {
 		return 0

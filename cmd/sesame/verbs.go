@@ -80,7 +80,7 @@ func runMain(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log})
+	err = daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log, Notify: sdNotify, Version: version, Commit: commit})
 	if cerr := (*daemon.ConfigError)(nil); errors.As(err, &cerr) {
 		cerr.Diags.Write(stderr, false)
 		return 1
@@ -99,7 +99,8 @@ func runMain(args []string, stderr io.Writer) int {
 }
 
 // newLogger builds the event logger. Under journald (JOURNAL_STREAM set)
-// text lines carry no timestamp: the journal adds its own.
+// text lines carry no timestamp (the journal adds its own) and start with
+// their syslog priority.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -115,6 +116,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 				}
 				return a
 			}
+			return slog.New(newJournalHandler(w, opts)), nil
 		}
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":

@@ -1,0 +1,148 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sesame-knock/sesame/knock"
+)
+
+// metrics are the daemon's Prometheus counters. They are always kept (an
+// atomic add each); the endpoint is served only when metrics_listen is set.
+// The matcher's own counters (tracked sources, evictions) are copied from
+// the loop goroutine that owns it once a tick, so a scrape takes no lock
+// on the hot path.
+type metrics struct {
+	reg         *prometheus.Registry
+	packets     *prometheus.CounterVec // by interface
+	hits        prometheus.Counter
+	stages      prometheus.Counter
+	opens       prometheus.Counter
+	closes      prometheus.Counter
+	timeouts    prometheus.Counter
+	resets      [3]prometheus.Counter // by knock.Reason
+	grantErrors prometheus.Counter
+	netlink     prometheus.Histogram
+	restores    prometheus.Counter
+	tracked     atomic.Uint64
+	evicted     atomic.Uint64
+}
+
+func newMetrics(version, commit string) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sesame", Name: name, Help: help})
+		m.reg.MustRegister(c)
+		return c
+	}
+	m.packets = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "packets_total",
+		Help: "Packets that passed the capture filter, by interface."}, []string{"interface"})
+	m.reg.MustRegister(m.packets)
+	m.hits = f("hits_total", "Knock-relevant packets addressed to this host, given to the matcher.")
+	m.stages = f("stages_total", "Knock steps matched (sequence not yet complete).")
+	m.opens = f("opens_total", "Completed open sequences (grants).")
+	m.closes = f("closes_total", "Completed close sequences (early revokes).")
+	m.timeouts = f("timeouts_total", "Sequences dropped because seq_timeout passed.")
+	resets := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "resets_total",
+		Help: "Sequences reset by an out-of-order packet, by reason."}, []string{"reason"})
+	m.reg.MustRegister(resets)
+	for _, r := range []knock.Reason{knock.WrongPort, knock.OtherPort} {
+		m.resets[r] = resets.WithLabelValues(r.String())
+	}
+	m.resets[knock.NoReason] = resets.WithLabelValues("other")
+	m.grantErrors = f("grant_errors_total", "Grants and revokes that nftables refused after a retry.")
+	m.restores = f("table_restores_total", "Times the table was found changed under sesame and put back.")
+	m.netlink = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sesame", Name: "netlink_apply_seconds",
+		Help:    "Time of one nftables transaction of grants and revokes.",
+		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14)})
+	m.reg.MustRegister(m.netlink)
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "sesame", Name: "tracked_sources",
+		Help: "(sequence, source) entries the matcher holds."}, func() float64 { return float64(m.tracked.Load()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sesame", Name: "evictions_total",
+		Help: "Entries dropped to make room when the matcher was full."}, func() float64 { return float64(m.evicted.Load()) }))
+	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sesame", Name: "build_info",
+		Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"})
+	bi.WithLabelValues(version, commit, runtime.Version()).Set(1)
+	m.reg.MustRegister(bi)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// decision counts one matcher decision.
+func (m *metrics) decision(d *knock.Decision) {
+	if m == nil {
+		return
+	}
+	switch d.Kind {
+	case knock.Stage:
+		m.stages.Inc()
+	case knock.Open:
+		m.opens.Inc()
+	case knock.Close:
+		m.closes.Inc()
+	case knock.Timeout:
+		m.timeouts.Inc()
+	case knock.Reset:
+		r := d.Reason
+		if int(r) >= len(m.resets) {
+			r = knock.NoReason
+		}
+		m.resets[r].Inc()
+	}
+}
+
+// snapshot copies the matcher's counters; the loop calls it every tick.
+func (m *metrics) snapshot(s knock.Stats) {
+	if m == nil {
+		return
+	}
+	m.tracked.Store(s.Tracked)
+	m.evicted.Store(s.Evicted)
+}
+
+func (m *metrics) applied(d time.Duration) {
+	if m != nil {
+		m.netlink.Observe(d.Seconds())
+	}
+}
+
+func (m *metrics) failed(n int) {
+	if m != nil {
+		m.grantErrors.Add(float64(n))
+	}
+}
+
+// serveMetrics listens on ap and serves /metrics until ctx ends.
+func serveMetrics(ctx context.Context, log *slog.Logger, ap string, m *metrics) error {
+	ln, err := net.Listen("tcp", ap)
+	if err != nil {
+		return fmt.Errorf("metrics_listen %s: %w", ap, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server failed", "listen", ap, "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("metrics", "listen", "http://"+ap+"/metrics")
+	return nil
+}

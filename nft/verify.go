@@ -1,0 +1,91 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Drift is how the kernel's table differs from what the last Ensure
+// installed: someone ran `nft flush ruleset`, reloaded nftables.service or
+// firewalld, or edited sesame's table by hand.
+type Drift struct {
+	What       string // what changed, for the log; "" means nothing
+	GrantsLost bool   // the grant sets went with it: clients must knock again
+}
+
+// installed is what Ensure put in the kernel, for Verify to compare with.
+type installed struct {
+	handles []uint64 // the input chain's rule handles, in order
+	guarded int      // elements of the guarded set
+}
+
+// record reads back the handles of the rules that Ensure just installed.
+func (t *Table) record(c *nftables.Conn, guarded int) error {
+	rules, err := c.GetRules(t.nfTable(), &nftables.Chain{Name: chainInput, Table: t.nfTable()})
+	if err != nil {
+		return fmt.Errorf("list rules of chain inet %s %s: %w", t.name, chainInput, err)
+	}
+	t.inst = &installed{guarded: guarded}
+	for _, r := range rules {
+		t.inst.handles = append(t.inst.handles, r.Handle)
+	}
+	return nil
+}
+
+// Verify compares the table in the kernel with what the last Ensure
+// installed and returns the first difference it finds (a zero Drift when
+// there is none, or when Ensure has not run). It costs a few netlink dumps
+// of sesame's own table, so a daemon can call it twice a second.
+func (t *Table) Verify() (Drift, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inst == nil {
+		return Drift{}, nil
+	}
+	c, err := t.conn()
+	if err != nil {
+		return Drift{}, err
+	}
+	tbl, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet)
+	if errors.Is(err, unix.ENOENT) || (err == nil && tbl == nil) {
+		return Drift{What: "table inet " + t.name + " is gone", GrantsLost: true}, nil
+	}
+	if err != nil {
+		return Drift{}, fmt.Errorf("list table inet %s: %w", t.name, err)
+	}
+	sets, err := c.GetSets(t.nfTable())
+	if err != nil {
+		return Drift{}, fmt.Errorf("list sets of table inet %s: %w", t.name, err)
+	}
+	for _, name := range []string{setGrants4, setGrants6, setGuarded} {
+		if !slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name }) {
+			return Drift{What: "set " + name + " is gone", GrantsLost: name != setGuarded}, nil
+		}
+	}
+	rules, err := c.GetRules(t.nfTable(), &nftables.Chain{Name: chainInput, Table: t.nfTable()})
+	if errors.Is(err, unix.ENOENT) {
+		return Drift{What: "chain " + chainInput + " is gone"}, nil
+	}
+	if err != nil {
+		return Drift{}, fmt.Errorf("list rules of chain inet %s %s: %w", t.name, chainInput, err)
+	}
+	handles := make([]uint64, len(rules))
+	for i, r := range rules {
+		handles[i] = r.Handle
+	}
+	if !slices.Equal(handles, t.inst.handles) {
+		return Drift{What: fmt.Sprintf("chain %s has %d rules with other handles than the %d sesame installed", chainInput, len(rules), len(t.inst.handles))}, nil
+	}
+	elems, err := c.GetSetElements(&nftables.Set{Table: t.nfTable(), Name: setGuarded})
+	if err != nil {
+		return Drift{}, fmt.Errorf("list set %s of table inet %s: %w", setGuarded, t.name, err)
+	}
+	if len(elems) != t.inst.guarded {
+		return Drift{What: fmt.Sprintf("set %s holds %d elements, want %d", setGuarded, len(elems), t.inst.guarded)}, nil
+	}
+	return Drift{}, nil
+}
