@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -84,6 +85,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := caps.sync(ctx, ifaces, p); err != nil {
 		return err
 	}
+	caps.statsOnSignal(ctx)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -189,6 +191,8 @@ type captures struct {
 	log   *slog.Logger
 	local *capture.LocalAddrs
 	hits  chan<- knock.Hit
+
+	mu    sync.Mutex // guards conns against logStats
 	conns map[string]*reader
 }
 
@@ -200,6 +204,8 @@ type reader struct {
 // sync opens capture on every interface in names with p's filter, swaps the
 // filter on those already open, and closes the rest.
 func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, n := range names {
 		if r, ok := c.conns[n]; ok {
 			if err := r.conn.SetPolicy(p); err != nil {
@@ -257,7 +263,11 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 	}
 }
 
+// closeAll logs the capture counters, then closes every socket.
 func (c *captures) closeAll() {
+	c.logStats()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for n, r := range c.conns {
 		r.conn.Close()
 		<-r.done
