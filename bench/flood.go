@@ -168,7 +168,7 @@ func (g *frameGen) next() []byte {
 	if n%2 == 0 {
 		f := g.f4
 		ip := f[ethLen:]
-		ip[13] = 18 + byte(h>>63)   // 198.18.0.0/15: the 15th bit
+		ip[13] = 18 + byte(h>>63) // 198.18.0.0/15: the 15th bit
 		ip[14], ip[15] = byte(h>>40), byte(h>>32)
 		binary.BigEndian.PutUint16(ip[4:], uint16(n))
 		ip[10], ip[11] = 0, 0
