@@ -22,6 +22,22 @@ type proc struct {
 	cmd  *exec.Cmd
 	out  *lockedBuf
 	done chan struct{}
+	// logFile is where the daemon logs when not to its output ("": none).
+	logFile string
+}
+
+// logTail returns the last lines the daemon logged, for error reports.
+func (p *proc) logTail() string {
+	s := p.out.String()
+	if p.logFile != "" {
+		b, _ := os.ReadFile(p.logFile)
+		s += string(b)
+	}
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 20 {
+		lines = append(lines[:8:8], append([]string{"..."}, lines[len(lines)-12:]...)...)
+	}
+	return strings.Join(lines, "\n")
 }
 
 type lockedBuf struct {

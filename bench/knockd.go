@@ -79,6 +79,7 @@ func (k knockdKind) Start(ns *netNS, dir, iface string, knock []uint16, guarded 
 	if err != nil {
 		return nil, err
 	}
+	p.logFile = logFile
 	if err := p.waitFor(10*time.Second, "listening line in "+logFile, func() bool {
 		b, _ := os.ReadFile(logFile)
 		return strings.Contains(string(b), "listening on")

@@ -7,6 +7,10 @@ set -euo pipefail
 missing=()
 command -v nft >/dev/null || missing+=(nftables)
 command -v ip >/dev/null || missing+=(iproute2)
+# knockd: the benchmark's (and its smoke test's) comparison (Debian only).
+if command -v apt-get >/dev/null && ! command -v knockd >/dev/null && [ ! -x /usr/sbin/knockd ]; then
+	missing+=(knockd)
+fi
 if ((${#missing[@]})); then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${missing[*]}: install them (as root) or run this as root" >&2
@@ -17,6 +21,10 @@ if ((${#missing[@]})); then
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -qq
 		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		# knockd's package must not leave a daemon running in this namespace.
+		if [[ " ${missing[*]} " == *" knockd "* ]] && pidof knockd >/dev/null; then
+			service knockd stop >/dev/null 2>&1 || true
+		fi
 	elif command -v dnf >/dev/null; then
 		dnf install -y -q "${missing[@]}"
 	else
