@@ -37,8 +37,13 @@ lint: deps
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./knock/ ./capture/ ./nft/
+# Micro-benchmarks, then the end-to-end benchmark of sesame against knockd
+# (root, a few minutes); writes docs/PERFORMANCE.md and its two plots.
+bench: deps build
+	mkdir -p bin
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./knock/ ./capture/ ./nft/ ./bench/ | tee bin/micro-bench.txt
+	$(GO) build -trimpath -o bin/sesame-bench ./cmd/sesame-bench
+	./bin/sesame-bench -sesame $(BIN) -out docs -micro bin/micro-bench.txt -command 'make bench'
 
 # Run each fuzz target for FUZZTIME (default 30s) beyond the seed corpus
 # that `make test` already runs.

@@ -87,6 +87,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := caps.sync(ctx, ifaces, p); err != nil {
 		return err
 	}
+	caps.statsOnSignal(ctx)
 	// The table comes last: a start that fails before this point must not
 	// close the guarded ports with nobody listening for knocks.
 	table, err := nft.New(p.Table)
@@ -219,6 +220,8 @@ type captures struct {
 	log   *slog.Logger
 	local *capture.LocalAddrs
 	hits  chan<- knock.Hit
+
+	mu    sync.Mutex // guards conns against logStats
 	conns map[string]*reader
 	pol   *policy.Policy // the filter's policy, for reopening
 	met   *metrics
@@ -236,6 +239,8 @@ type reader struct {
 // filter on those already open, and closes the rest.
 func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) error {
 	c.pol = p
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, n := range names {
 		if r, ok := c.conns[n]; ok && r.conn != nil {
 			if err := r.conn.SetPolicy(p); err != nil {
@@ -295,7 +300,11 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 	}
 }
 
+// closeAll logs the capture counters, then closes every socket.
 func (c *captures) closeAll() {
+	c.logStats()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for n, r := range c.conns {
 		r.stop()
 		delete(c.conns, n)

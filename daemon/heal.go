@@ -70,6 +70,8 @@ func (h *healer) healTable() {
 // and created again) and closes it on interfaces that are gone, until they
 // come back. The caller holds the reload lock.
 func (c *captures) rebind(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for name, r := range c.conns {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {

@@ -28,6 +28,10 @@ if ((${#missing[@]})); then
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -qq
 		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		# knockd's package must not leave a daemon running in this namespace.
+		if [[ " ${missing[*]} " == *" knockd "* ]] && pidof knockd >/dev/null; then
+			service knockd stop >/dev/null 2>&1 || true
+		fi
 	elif command -v dnf >/dev/null; then
 		dnf install -y -q "${missing[@]}"
 	else

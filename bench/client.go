@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sink is a TCP listener in the server namespace that accepts on every
+// address and discards what it reads: the guarded service.
+type sink struct {
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+func listenSink(ns *netNS, port uint16) (*sink, error) {
+	s := &sink{}
+	err := ns.Do(func() error {
+		var err error
+		s.ln, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(int(port))))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %d in %s: %w", port, ns.Name, err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	return s, nil
+}
+
+func (s *sink) Close() {
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+// sockaddr converts an address and port for the unix package.
+func sockaddr(a netip.Addr, port uint16) (int, unix.Sockaddr) {
+	if a.Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(port), Addr: a.As4()}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(port), Addr: a.As16()}
+}
+
+// sendSYN sends exactly one TCP SYN to dst:port with a non-blocking
+// connect, then drops the socket (no RST goes out for a socket in
+// SYN_SENT). It runs in the caller's namespace.
+func sendSYN(dst netip.Addr, port uint16) error {
+	fam, sa := sockaddr(dst, port)
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return fmt.Errorf("knock %s: %w", netip.AddrPortFrom(dst, port), err)
+	}
+	return nil
+}
+
+// tryConnect makes one blocking connect (bounded by timeout) and reports
+// whether it succeeded. With closed = "reject" a closed port answers at
+// once with a reset.
+func tryConnect(dst netip.Addr, port uint16, timeout time.Duration) bool {
+	fam, sa := sockaddr(dst, port)
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	return unix.Connect(fd, sa) == nil
+}
+
+// knockSpec is one knock by the legitimate client.
+type knockSpec struct {
+	Dst     netip.Addr
+	Ports   []uint16
+	Gap     time.Duration // between knock packets
+	Guarded uint16
+	Poll    time.Duration // between connect attempts
+	Within  time.Duration // give up after this long
+}
+
+// knockOnce knocks from inside ns and polls the guarded port until a
+// connect succeeds. It returns the time from the last knock packet sent to
+// the first successful connect (monotonic clock), and whether one
+// succeeded within the bound.
+func knockOnce(ns *netNS, k knockSpec) (time.Duration, bool, error) {
+	var lat time.Duration
+	var ok bool
+	err := ns.Do(func() error {
+		for i, p := range k.Ports {
+			if i > 0 {
+				time.Sleep(k.Gap)
+			}
+			if err := sendSYN(k.Dst, p); err != nil {
+				return err
+			}
+		}
+		sent := time.Now()
+		deadline := sent.Add(k.Within)
+		for {
+			if tryConnect(k.Dst, k.Guarded, 100*time.Millisecond) {
+				lat, ok = time.Since(sent), true
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return nil
+			}
+			time.Sleep(k.Poll)
+		}
+	})
+	return lat, ok, err
+}
+
+// bulk connects from ns to dst:port and writes n bytes. It returns how long
+// the transfer took.
+func bulk(ns *netNS, dst netip.Addr, port uint16, n int64) (time.Duration, error) {
+	var took time.Duration
+	err := ns.Do(func() error {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(dst, port).String(), 2*time.Second)
+		if err != nil {
+			return fmt.Errorf("bulk connect: %w", err)
+		}
+		defer c.Close()
+		buf := make([]byte, 1<<20)
+		start := time.Now()
+		for sent := int64(0); sent < n; {
+			w, err := c.Write(buf[:min(int64(len(buf)), n-sent)])
+			if err != nil {
+				return fmt.Errorf("bulk write after %d bytes: %w", sent, err)
+			}
+			sent += int64(w)
+		}
+		took = time.Since(start)
+		return nil
+	})
+	return took, err
+}

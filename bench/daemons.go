@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is a daemon process started with `ip netns exec`, which execs the
+// program: the pid is the daemon's own.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lockedBuf
+	done chan struct{}
+	// logFile is where the daemon logs when not to its output ("": none).
+	logFile string
+}
+
+// logTail returns the last lines the daemon logged, for error reports.
+func (p *proc) logTail() string {
+	s := p.out.String()
+	if p.logFile != "" {
+		b, _ := os.ReadFile(p.logFile)
+		s += string(b)
+	}
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 20 {
+		lines = append(lines[:8:8], append([]string{"..."}, lines[len(lines)-12:]...)...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+type lockedBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func startProc(name string, ns *netNS, bin string, args ...string) (*proc, error) {
+	p := &proc{name: name, out: &lockedBuf{}, done: make(chan struct{})}
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns.Name, bin}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// waitFor polls cond every 10ms for up to timeout; it fails early if the
+// process exits.
+func (p *proc) waitFor(timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before %s:\n%s", p.name, what, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no %s within %s:\n%s", p.name, what, timeout, p.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// stop sends SIGTERM and waits up to 5s, then kills.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// usage is a snapshot of a process's CPU time and memory from /proc.
+type usage struct {
+	CPU        time.Duration // user+system, including reaped children
+	RSSKiB     int64         // VmRSS
+	PeakRSSKiB int64         // VmHWM
+}
+
+// clkTck is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clkTck = 100
+
+func (p *proc) usage() (usage, error) {
+	var u usage
+	pid := p.cmd.Process.Pid
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, fmt.Errorf("%s: %w", p.name, err)
+	}
+	// Fields after the parenthesised command: state is field 3; utime,
+	// stime, cutime, cstime are fields 14-17.
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 15 {
+		return u, fmt.Errorf("%s: short /proc stat %q", p.name, s)
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	u.CPU = time.Duration(ticks) * time.Second / clkTck
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, fmt.Errorf("%s: %w", p.name, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			u.RSSKiB = n
+		case "VmHWM":
+			u.PeakRSSKiB = n
+		}
+	}
+	return u, nil
+}
+
+// daemonKind says how to run one of the two daemons under test.
+type daemonKind interface {
+	Name() string
+	// Start configures the server namespace (its nftables table) and
+	// starts the daemon on iface, guarding port behind the knock ports.
+	Start(ns *netNS, dir, iface string, knock []uint16, guarded uint16) (*proc, error)
+	// FlushGrants removes every grant, so that the next knock is measured
+	// from a closed port.
+	FlushGrants(ns *netNS) error
+	// Drops returns the packets the capture socket saw and the ones the
+	// kernel dropped, after the daemon stopped; ok is false when the
+	// daemon does not say.
+	Drops(p *proc) (packets, drops int64, ok bool)
+}
+
+// sesameKind runs `sesame run`.
+type sesameKind struct{ Bin string }
+
+func (sesameKind) Name() string { return "sesame" }
+
+func (k sesameKind) Start(ns *netNS, dir, iface string, knock []uint16, guarded uint16) (*proc, error) {
+	var seq []string
+	for _, p := range knock {
+		seq = append(seq, strconv.Quote(fmt.Sprintf("%d/tcp", p)))
+	}
+	cfg := fmt.Sprintf(`interfaces = [%q]
+table      = "sesame"
+closed     = "reject"
+
+door "bench" {
+  sequence    = [%s]
+  seq_timeout = "5s"
+  open        = ["%d/tcp"]
+  open_for    = "30s"
+}
+`, iface, strings.Join(seq, ", "), guarded)
+	path := filepath.Join(dir, "sesame.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := startProc("sesame", ns, k.Bin, "run", "-c", path, "--log-format", "json", "--log-level", "info")
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"ready"`) }); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (sesameKind) FlushGrants(ns *netNS) error {
+	_, err := ns.Run("nft", "flush set inet sesame grants4; flush set inet sesame grants6")
+	return err
+}
+
+func (sesameKind) Drops(p *proc) (int64, int64, bool) {
+	var packets, drops int64
+	found := false
+	for line := range strings.SplitSeq(p.out.String(), "\n") {
+		var e struct {
+			Msg     string `json:"msg"`
+			Packets int64  `json:"packets"`
+			Drops   int64  `json:"drops"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || e.Msg != "capture-stats" {
+			continue
+		}
+		// Each line is a running total; the daemon logs one at exit.
+		packets, drops, found = e.Packets, e.Drops, true
+	}
+	return packets, drops, found
+}

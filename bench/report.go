@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// percentile returns the p-th percentile (0..100) of ds by nearest rank,
+// or 0 for none.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// row is one line of the table: a metric and one value per daemon; ratio
+// is sesame/knockd when both are numbers.
+type row struct {
+	metric string
+	vals   []string
+	nums   []float64 // NaN-free; nil when there is no ratio
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
+
+// Table renders the results as one Markdown table with a sesame/knockd
+// ratio column. The first result is sesame's.
+func Table(rs []Result) string {
+	var rows []row
+	add := func(metric string, f func(r Result) (string, float64)) {
+		rw := row{metric: metric}
+		for _, r := range rs {
+			s, n := f(r)
+			rw.vals = append(rw.vals, s)
+			rw.nums = append(rw.nums, n)
+		}
+		rows = append(rows, rw)
+	}
+	add("idle RSS", func(r Result) (string, float64) {
+		return fmt.Sprintf("%.1f MiB", float64(r.IdleRSSKiB)/1024), float64(r.IdleRSSKiB)
+	})
+	for _, fam := range []string{"IPv4", "IPv6"} {
+		for _, p := range []float64{50, 90, 99, 100} {
+			name := fmt.Sprintf("knock-to-grant %s p%g", fam, p)
+			if p == 100 {
+				name = "knock-to-grant " + fam + " max"
+			}
+			add(name, func(r Result) (string, float64) {
+				ds := r.Latency4
+				if fam == "IPv6" {
+					ds = r.Latency6
+				}
+				d := percentile(ds, p)
+				return ms(d), float64(d)
+			})
+		}
+	}
+	add("knocks not granted (latency runs)", func(r Result) (string, float64) {
+		return fmt.Sprint(r.LatencyFail), -1
+	})
+	if len(rs) > 0 {
+		for i, f := range rs[0].Floods {
+			at := "flood " + rateName(f.Target)
+			add(at+": offered / delivered pps", func(r Result) (string, float64) {
+				if i >= len(r.Floods) {
+					return "-", -1
+				}
+				return fmt.Sprintf("%.0f / %.0f", r.Floods[i].Offered, r.Floods[i].Delivered), -1
+			})
+			add(at+": legit knocks granted", func(r Result) (string, float64) {
+				if i >= len(r.Floods) {
+					return "-", -1
+				}
+				fr := r.Floods[i]
+				return fmt.Sprintf("%d/%d (%.0f%%)", fr.OK, fr.Legit, 100*successRate(fr)), successRate(fr)
+			})
+			add(at+": legit knock-to-grant p99", func(r Result) (string, float64) {
+				if i >= len(r.Floods) || len(r.Floods[i].LegitLatency) == 0 {
+					return "-", -1
+				}
+				d := percentile(r.Floods[i].LegitLatency, 99)
+				return ms(d), float64(d)
+			})
+			add(at+": daemon CPU", func(r Result) (string, float64) {
+				if i >= len(r.Floods) {
+					return "-", -1
+				}
+				return fmt.Sprintf("%.1f%%", 100*r.Floods[i].CPU), r.Floods[i].CPU
+			})
+			add(at+": peak RSS", func(r Result) (string, float64) {
+				if i >= len(r.Floods) {
+					return "-", -1
+				}
+				return fmt.Sprintf("%.1f MiB", float64(r.Floods[i].PeakRSSKiB)/1024), float64(r.Floods[i].PeakRSSKiB)
+			})
+			add(at+": socket drops / packets", func(r Result) (string, float64) {
+				if i >= len(r.Floods) || !r.Floods[i].DropsKnown {
+					return "n/a", -1
+				}
+				return fmt.Sprintf("%d / %d", r.Floods[i].Drops, r.Floods[i].Packets), -1
+			})
+		}
+	}
+	add("bulk transfer", func(r Result) (string, float64) {
+		b := r.Bulk
+		if b.Took <= 0 {
+			return "-", -1
+		}
+		return fmt.Sprintf("%d MiB in %.2f s (%.0f MiB/s)", b.Bytes>>20, b.Took.Seconds(), float64(b.Bytes>>20)/b.Took.Seconds()), -1
+	})
+	add("bulk: daemon CPU time", func(r Result) (string, float64) {
+		return fmt.Sprintf("%d ms", r.Bulk.CPU.Milliseconds()), float64(r.Bulk.CPU)
+	})
+
+	var b strings.Builder
+	b.WriteString("| metric |")
+	for _, r := range rs {
+		b.WriteString(" " + r.Daemon + " |")
+	}
+	if len(rs) == 2 {
+		b.WriteString(" sesame/knockd |")
+	}
+	b.WriteString("\n|---|")
+	for range rs {
+		b.WriteString("---:|")
+	}
+	if len(rs) == 2 {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, rw := range rows {
+		b.WriteString("| " + rw.metric + " | " + strings.Join(rw.vals, " | ") + " |")
+		if len(rs) == 2 {
+			b.WriteString(" " + ratio(rw.nums[0], rw.nums[1]) + " |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func successRate(f FloodRun) float64 {
+	if f.Legit == 0 {
+		return 0
+	}
+	return float64(f.OK) / float64(f.Legit)
+}
+
+func ratio(a, b float64) string {
+	if a < 0 || b <= 0 {
+		return ""
+	}
+	r := a / b
+	switch {
+	case r == 0:
+		return "0"
+	case r < 0.01:
+		return fmt.Sprintf("1/%.0f", 1/r)
+	}
+	return fmt.Sprintf("%.2f", r)
+}
+
+// WriteText prints the table with a heading.
+func WriteText(w io.Writer, rs []Result) {
+	fmt.Fprintln(w, "sesame vs knockd, same workload, same topology")
+	fmt.Fprint(w, Table(rs))
+}
