@@ -17,7 +17,7 @@ const (
 	ReasonGPGRefused      Reason = "gpg-refused"      // fwknop GPG mode (wire starts with "hQ")
 	ReasonBadHMAC         Reason = "bad-hmac"         // wrong key, wrong digest type, no or truncated HMAC, legacy mode
 	ReasonReplay          Reason = "replay"           // seen before, inside the age window
-	ReasonDecrypt         Reason = "decrypt"          // HMAC fine but the ciphertext is malformed
+	ReasonDecrypt         Reason = "decrypt"          // HMAC fine but no text decrypts: wrong encryption key, bad ciphertext
 	ReasonBadMessage      Reason = "bad-message"      // plaintext fields malformed
 	ReasonBadDigest       Reason = "bad-digest"       // inner digest does not match
 	ReasonCommandRefused  Reason = "command-refused"  // type 0: command execution is never done

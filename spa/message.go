@@ -100,7 +100,7 @@ func parsePlaintext(pt []byte) (plaintext, error) {
 	var p plaintext
 	for _, c := range pt {
 		if c < 0x20 || c > 0x7e {
-			return p, refuse(ReasonBadMessage, "non-printable byte 0x%02x", c)
+			return p, refuse(ReasonDecrypt, "plaintext has byte 0x%02x: wrong encryption key?", c)
 		}
 	}
 	s := string(pt)
