@@ -3,6 +3,7 @@ package spa
 import (
 	"crypto/sha256"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -127,4 +128,36 @@ func (v *Verifier) accept(p plaintext, now time.Time) (Message, error) {
 		m.ClientTimeout = time.Duration(p.timeout) * time.Second
 	}
 	return m, nil
+}
+
+// Target is the address to grant: the embedded address, or src when the
+// client asked for its packet's source (0.0.0.0 or ::). The daemon decides
+// whether a Target other than src is allowed.
+func (m Message) Target(src netip.Addr) netip.Addr {
+	if m.Addr.IsUnspecified() {
+		return src
+	}
+	return m.Addr
+}
+
+// VerifyAny tries each client's Verifier in turn (a door with several
+// clients) and returns the first accepted Message with the index of its
+// Verifier. When all refuse, the error is the most telling one: a refusal
+// after a matching HMAC (replay, too old, ...) rather than bad-hmac, so the
+// log names the real reason. Garbage costs one HMAC per client.
+func VerifyAny(vs []*Verifier, wire []byte, now time.Time) (Message, int, error) {
+	var first error
+	for i, v := range vs {
+		m, err := v.Verify(wire, now)
+		if err == nil {
+			return m, i, nil
+		}
+		if first == nil || ReasonOf(first) == ReasonBadHMAC && ReasonOf(err) != ReasonBadHMAC {
+			first = err
+		}
+	}
+	if first == nil {
+		first = refuse(ReasonBadHMAC, "no client configured")
+	}
+	return Message{}, -1, first
 }

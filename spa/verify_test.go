@@ -298,3 +298,35 @@ func TestNewVerifierErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyAny(t *testing.T) {
+	t.Parallel()
+	alice, bob := testKeys(t, SHA256), testKeys(t, SHA512)
+	rc := NewReplayCache(0, 0)
+	vs := []*Verifier{mustVerifier(t, alice, 0, rc), mustVerifier(t, bob, 0, rc)}
+	w := mustEncode(t, bob, access22("0.0.0.0"), t0)
+	m, i, err := VerifyAny(vs, w, t0)
+	if err != nil || i != 1 {
+		t.Fatalf("bob's packet: index %d, %v", i, err)
+	}
+	src := netip.MustParseAddr("198.51.100.9")
+	if m.Target(src) != src {
+		t.Errorf("target %v, want the source", m.Target(src))
+	}
+	if m := access22("192.0.2.1"); m.Target(src) != m.Addr {
+		t.Errorf("target %v, want the embedded address", m.Target(src))
+	}
+	// Bob's replayed packet: alice's verifier says bad-hmac, bob's
+	// replay; the replay is reported.
+	_, i, err = VerifyAny(vs, w, t0)
+	wantReason(t, err, ReasonReplay)
+	if i != -1 {
+		t.Errorf("index %d on refusal", i)
+	}
+	g := bytes.Clone(w)
+	g[10] ^= 1
+	_, _, err = VerifyAny(vs, g, t0)
+	wantReason(t, err, ReasonBadHMAC)
+	_, _, err = VerifyAny(nil, w, t0)
+	wantReason(t, err, ReasonBadHMAC)
+}
