@@ -64,6 +64,7 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 		srcs = append(srcs, src)
 	}
 	v.crossDoors(srcs)
+	v.dynamicNotGuarded(raw, p)
 	if len(raw.Doors) == 0 && !v.diags.HasErrors() {
 		v.add(warnf(start, "No door: nothing is guarded", `The config has no door block, so sesame guards no port and opens none. Add a door "NAME" { sequence = [...], open = [...] } block.`))
 	}
