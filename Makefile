@@ -17,8 +17,9 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sesame
 
-# What a fresh machine lacks: nftables, iproute2, staticcheck (installs only
-# what is missing; apt-get or dnf).
+# What a fresh machine lacks for the tests: nftables, iproute2, the knock
+# clients and tools the tests drive, staticcheck (only what is missing;
+# apt-get or dnf). See e2e/deps.sh.
 deps:
 	./e2e/deps.sh --lint
 
@@ -56,7 +57,7 @@ fuzz:
 
 # The README's first command: a knock in throwaway namespaces (root).
 demo: build
-	./e2e/deps.sh
+	./e2e/deps.sh --demo
 	$(GO) build -trimpath -o bin/demo-listen ./e2e/demo-listen
 	SESAME_BIN=$(BIN) LISTEN_BIN=bin/demo-listen ./e2e/demo.sh
 

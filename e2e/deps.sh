@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Installs what `make demo` and `make test` need and a fresh Debian or
-# Fedora machine lacks: nft (nftables), ip (iproute2) and, for lint,
-# staticcheck. Installs only what is missing; prints what it does.
+# Fedora machine lacks, only what is missing, and says what it installs:
+#   --demo  nft (nftables) and ip (iproute2) only: what the demo needs
+#   (none)  also what the tests drive: knock clients (knockd's knock, nc,
+#           nmap, hping3, curl), setpriv, systemd-analyze, rpm
+#   --lint  also staticcheck
 set -euo pipefail
 
 missing=()
 command -v nft >/dev/null || missing+=(nftables)
 command -v ip >/dev/null || missing+=(iproute2)
 # The knock clients of the interop e2e tests (issue 4).
-if command -v apt-get >/dev/null; then
+if [ "${1:-}" != --demo ] && command -v apt-get >/dev/null; then
 	command -v knock >/dev/null || missing+=(knockd)
 	command -v nc >/dev/null || missing+=(netcat-openbsd)
 	command -v nmap >/dev/null || missing+=(nmap)
 	command -v hping3 >/dev/null || missing+=(hping3)
 	command -v curl >/dev/null || missing+=(curl)
 fi
-command -v setpriv >/dev/null || missing+=(util-linux)          # e2e: unprivileged daemon
-command -v systemd-analyze >/dev/null || missing+=(systemd)     # deploy: unit verify
-command -v rpm >/dev/null || { command -v apt-get >/dev/null && missing+=(rpm); } # deploy: rpm -qlp
+if [ "${1:-}" != --demo ]; then
+	command -v setpriv >/dev/null || missing+=(util-linux)      # e2e: unprivileged daemon
+	command -v systemd-analyze >/dev/null || missing+=(systemd) # deploy: unit verify
+	command -v rpm >/dev/null || { command -v apt-get >/dev/null && missing+=(rpm); } # deploy: rpm -qlp
+fi
 if ((${#missing[@]})); then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${missing[*]}: install them (as root) or run this as root" >&2
