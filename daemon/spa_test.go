@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"bytes"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/netip"
 	"os"
