@@ -14,6 +14,7 @@ if command -v apt-get >/dev/null; then
 	command -v nmap >/dev/null || missing+=(nmap)
 	command -v hping3 >/dev/null || missing+=(hping3)
 	command -v curl >/dev/null || missing+=(curl)
+	command -v fwknop >/dev/null || missing+=(fwknop-client) # SPA e2e (issue 8)
 fi
 command -v setpriv >/dev/null || missing+=(util-linux)          # e2e: unprivileged daemon
 command -v systemd-analyze >/dev/null || missing+=(systemd)     # deploy: unit verify
