@@ -58,7 +58,7 @@ type Conn struct {
 
 	// Read state, owned by the single reader: the buffer and the result of
 	// readFn, which is built once so that a read allocates nothing.
-	buf    [snapExt]byte
+	buf    [snapSPA]byte
 	n      int
 	err    error
 	readFn func(fd uintptr) bool
@@ -226,7 +226,9 @@ func (c *Conn) wanted(h *knock.Hit) bool {
 	if h.Proto == policy.TCP && uint32(h.Flags)&synAckMask == bareSYN {
 		return true
 	}
-	return c.knock.Load().has(h.Proto, h.Port)
+	s := c.knock.Load()
+	s.keepSPAPayload(h)
+	return s.has(h.Proto, h.Port)
 }
 
 // Stats returns the socket's counters since Open. The kernel resets its
@@ -255,9 +257,10 @@ func (c *Conn) Close() error {
 	return c.pc.Close()
 }
 
-// portSet is an immutable bitmap of knock ports per protocol.
+// portSet is an immutable bitmap of knock ports per protocol (SPA ports
+// among the udp ones, and in spa too).
 type portSet struct {
-	tcp, udp [65536 / 64]uint64
+	tcp, udp, spa [65536 / 64]uint64
 }
 
 func newPortSet(pp []policy.PortProto) *portSet {

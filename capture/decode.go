@@ -9,6 +9,13 @@ import (
 )
 
 // maxExtHeaders bounds the IPv6 extension header walk.
+//
+// h.Payload is set to the UDP payload when the buffer holds all of it (as
+// it does for SPA ports, whose filter snap length is snapSPA), and to nil
+// for TCP, for an empty payload and for a truncated one. It ALIASES b: it is
+// valid only until b is reused (for a Conn, until the next ReadHit), and
+// must never be kept or sent to another goroutine; copy what must outlive
+// the read.
 const maxExtHeaders = 8
 
 // Decode parses one datagram, starting at the IP header as read from a
@@ -112,14 +119,20 @@ func decodeL4(b []byte, l4len int, proto policy.Proto, h *knock.Hit) bool {
 			return false
 		}
 		h.Flags = b[13]
+		h.Payload = nil
 	case policy.UDP:
 		if len(b) < 8 || l4len < 8 {
 			return false
 		}
-		if ulen := int(binary.BigEndian.Uint16(b[4:6])); ulen < 8 || ulen > l4len {
+		ulen := int(binary.BigEndian.Uint16(b[4:6]))
+		if ulen < 8 || ulen > l4len {
 			return false
 		}
 		h.Flags = 0
+		h.Payload = nil
+		if ulen > 8 && ulen <= len(b) {
+			h.Payload = b[8:ulen:ulen]
+		}
 	default:
 		return false
 	}

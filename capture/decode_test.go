@@ -13,6 +13,33 @@ import (
 	"github.com/sesame-knock/sesame/policy"
 )
 
+// withPayload gives h the n zero bytes that testPkt puts after a header.
+func withPayload(h *knock.Hit, n int) *knock.Hit {
+	h.Payload = make([]byte, n)
+	return h
+}
+
+// TestDecodePayloadAliases checks that the payload is the packet's own
+// bytes, not a copy, and that TCP never has one.
+func TestDecodePayloadAliases(t *testing.T) {
+	b := testPkt{src: v4a, dst: v4b, proto: 17, dport: 62201, payload: 200}.build()
+	copy(b[28:], "hello")
+	var h knock.Hit
+	if !Decode(b, &h) || string(h.Payload[:5]) != "hello" || len(h.Payload) != 200 || cap(h.Payload) != 200 {
+		t.Fatalf("payload = %q (len %d cap %d)", h.Payload[:min(5, len(h.Payload))], len(h.Payload), cap(h.Payload))
+	}
+	b[28] = 'j'
+	if h.Payload[0] != 'j' {
+		t.Error("Payload is a copy; want it to alias the buffer")
+	}
+	if !Decode(testPkt{src: v4a, dst: v4b, proto: 6, dport: 62201, flags: syn, payload: 20}.build(), &h) || h.Payload != nil {
+		t.Errorf("TCP hit has payload %q, want nil", h.Payload)
+	}
+	if n := testing.AllocsPerRun(100, func() { Decode(b, &h) }); n != 0 {
+		t.Errorf("Decode of a UDP packet with payload allocates %v times", n)
+	}
+}
+
 func TestDecode(t *testing.T) {
 	t.Parallel()
 	hit := func(src, dst netip.Addr, proto policy.Proto, port uint16, flags uint8) *knock.Hit {
@@ -32,7 +59,10 @@ func TestDecode(t *testing.T) {
 		want *knock.Hit // nil: rejected
 	}{
 		{"v4 SYN", testPkt{src: v4a, dst: v4b, proto: 6, sport: 40000, dport: 7000, flags: syn}.build(), hit(v4a, v4b, policy.TCP, 7000, syn)},
-		{"v4 UDP", testPkt{src: v4a, dst: v4b, proto: 17, dport: 8000, payload: 3}.build(), hit(v4a, v4b, policy.UDP, 8000, 0)},
+		{"v4 UDP", testPkt{src: v4a, dst: v4b, proto: 17, dport: 8000, payload: 3}.build(), withPayload(hit(v4a, v4b, policy.UDP, 8000, 0), 3)},
+		{"v4 UDP snapped payload", testPkt{src: v4a, dst: v4b, proto: 17, dport: 8000, payload: 300, truncateTo: snapPlain}.build(), hit(v4a, v4b, policy.UDP, 8000, 0)},
+		{"v4 UDP SPA-sized payload", testPkt{src: v4a, dst: v4b, proto: 17, dport: 62201, payload: 1500, ipv4Opts: 40}.build(), withPayload(hit(v4a, v4b, policy.UDP, 62201, 0), 1500)},
+		{"v6 UDP SPA-sized payload", testPkt{src: v6a, dst: v6b, proto: 17, dport: 62201, payload: 1500, ext: []uint8{0}}.build(), withPayload(hit(v6a, v6b, policy.UDP, 62201, 0), 1500)},
 		{"v4 options", testPkt{src: v4a, dst: v4b, proto: 6, dport: 22, flags: ack, ipv4Opts: 40}.build(), hit(v4a, v4b, policy.TCP, 22, ack)},
 		{"v4 first fragment", testPkt{src: v4a, dst: v4b, proto: 17, dport: 8000, moreFrags: true}.build(), hit(v4a, v4b, policy.UDP, 8000, 0)},
 		{"v4 non-first fragment", testPkt{src: v4a, dst: v4b, proto: 17, dport: 8000, fragOff: 185}.build(), nil},
@@ -160,6 +190,9 @@ func refDecode(b []byte) (h knock.Hit, ok, laterFrag bool) {
 		if ulen < 8 || ulen > l4len {
 			return h, false, false
 		}
+		if start := r.off + 8; ulen > 8 && start-8+ulen <= len(b) {
+			h.Payload = b[start : start-8+ulen]
+		}
 	default:
 		return h, false, false
 	}
@@ -232,6 +265,7 @@ func BenchmarkDecode(b *testing.B) {
 		{"v4-tcp", testPkt{src: v4a, dst: v4b, proto: 6, dport: 7000, flags: syn}},
 		{"v6-tcp", testPkt{src: v6a, dst: v6b, proto: 6, dport: 7000, flags: syn}},
 		{"v6-ext", testPkt{src: v6a, dst: v6b, proto: 6, dport: 7000, flags: syn, ext: []uint8{0, 60, 44}}},
+		{"v4-spa", testPkt{src: v4a, dst: v4b, proto: 17, dport: 62201, payload: 200}},
 	} {
 		pkt := bc.p.build()
 		b.Run(bc.name, func(b *testing.B) {

@@ -76,6 +76,34 @@ func TestFilterRaw(t *testing.T) {
 	}
 }
 
+func TestFilterSPA(t *testing.T) {
+	t.Parallel()
+	p := testPolicy()
+	p.Doors = append(p.Doors, policy.Door{Name: "spa", Open: []policy.PortProto{{Port: 23, Proto: policy.TCP}}, SPA: &policy.SPA{Port: 62201}})
+	for _, tt := range []struct {
+		name string
+		pkt  testPkt
+		want int
+	}{
+		{"v4 UDP to SPA port", testPkt{src: v4a, dst: v4b, proto: 17, dport: 62201, payload: 1500}, snapSPA},
+		{"v6 UDP to SPA port", testPkt{src: v6a, dst: v6b, proto: 17, dport: 62201, payload: 200}, snapSPA},
+		{"v6 UDP with hop-by-hop", testPkt{src: v6a, dst: v6b, proto: 17, dport: 62201, payload: 200, ext: []uint8{0}}, snapSPA},
+		{"v4 UDP to knock port keeps the small snap", testPkt{src: v4a, dst: v4b, proto: 17, dport: 8000, payload: 1000}, snapPlain},
+		{"v4 TCP to SPA port", testPkt{src: v4a, dst: v4b, proto: 6, dport: 62201, flags: ack}, 0},
+		{"v4 UDP to SPA port + 1", testPkt{src: v4a, dst: v4b, proto: 17, dport: 62202, payload: 200}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := runRaw(t, p, ipFrame(tt.pkt)); got != tt.want {
+				t.Errorf("filter returned %d, want %d", got, tt.want)
+			}
+		})
+	}
+	if got := runRaw(t, testPolicy(), ipFrame(testPkt{src: v4a, dst: v4b, proto: 17, dport: 62201, payload: 200})); got != 0 {
+		t.Errorf("without SPA doors the filter returned %d for port 62201, want 0", got)
+	}
+}
+
 func runRaw(t *testing.T, p *policy.Policy, frame []byte) int {
 	t.Helper()
 	prog, err := filterRaw(p)

@@ -82,7 +82,14 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	hits := make(chan knock.Hit, 4096)
-	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}, met: met}
+	spas := newSPAState(log, met.reg)
+	if err := spas.update(p); err != nil {
+		return err
+	}
+	saved := make(chan struct{})
+	go spas.saver(ctx, saved)
+	defer func() { cancel(); <-saved }() // after the readers stopped: the last save
+	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}, met: met, spa: spas}
 	defer caps.closeAll()
 	if err := caps.sync(ctx, ifaces, p); err != nil {
 		return err
@@ -110,6 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	defer func() { cancel(); hooks.Wait() }()
 	l.hooks = hooks
 	l.met = met
+	l.spa = spas
 	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p, notify: o.Notify}
 	go (&healer{log: log, mu: &r.mu, table: table, r: r, met: met}).run(ctx)
 	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
@@ -225,6 +233,7 @@ type captures struct {
 	conns map[string]*reader
 	pol   *policy.Policy // the filter's policy, for reopening
 	met   *metrics
+	spa   *spaState // verifies SPA packets in the readers (spa.go)
 }
 
 type reader struct {
@@ -263,6 +272,9 @@ func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) e
 			delete(c.conns, n)
 		}
 	}
+	if c.spa != nil {
+		return c.spa.update(p)
+	}
 	return nil
 }
 
@@ -291,6 +303,10 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 		if !c.local.Contains(h.Dst) {
 			continue
 		}
+		if c.spa.handle(ctx, &h) {
+			continue
+		}
+		h.Payload = nil // it aliases the read buffer
 		hits.Inc()
 		select {
 		case c.hits <- h:

@@ -41,6 +41,8 @@ type loop struct {
 
 	hooks   HookSubmitter // nil: hooks are not run
 	pending []HookJob     // hooks of the queued grants and revokes
+
+	spa *spaState // nil: no SPA; its out channel feeds spaGrant (spagrant.go)
 }
 
 func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config) *loop {
@@ -73,6 +75,9 @@ func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Sig
 					break drain
 				}
 			}
+			l.flush()
+		case r := <-l.spaRequests():
+			l.spaGrant(r)
 			l.flush()
 		case <-tick:
 			now := l.now()

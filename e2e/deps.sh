@@ -17,6 +17,7 @@ if [ "${1:-}" != --demo ] && command -v apt-get >/dev/null; then
 	command -v nmap >/dev/null || missing+=(nmap)
 	command -v hping3 >/dev/null || missing+=(hping3)
 	command -v curl >/dev/null || missing+=(curl)
+	command -v fwknop >/dev/null || missing+=(fwknop-client) # SPA e2e (issue 8)
 fi
 if [ "${1:-}" != --demo ]; then
 	command -v setpriv >/dev/null || missing+=(util-linux)      # e2e: unprivileged daemon

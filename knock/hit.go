@@ -16,6 +16,13 @@ type Hit struct {
 	Port  uint16       // destination port
 	Flags uint8        // TCP flags (policy.FlagSYN ...); 0 for UDP
 	At    time.Time    // capture time; informational, Observe takes now
+
+	// Payload is a UDP packet's payload when capture read all of it (SPA
+	// ports), else nil. It ALIASES the capture read buffer: valid only until
+	// the next read on that socket, never to be kept or passed to another
+	// goroutine. The matcher ignores it; the daemon clears it before a Hit
+	// leaves the reader goroutine.
+	Payload []byte
 }
 
 // Step returns the hit's destination as a port/protocol pair.

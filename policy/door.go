@@ -61,6 +61,7 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 		v.tcpFlags(rd, &d)
 	}
 	v.totpOpenOverlap(rd, &d)
+	v.spaOnly(rd, &d)
 	v.hooks(rd, &d)
 	return d, src
 }

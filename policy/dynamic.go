@@ -33,7 +33,12 @@ type rawClient struct {
 	Name       string         `hcl:"name,label"`
 	NameRange  hcl.Range      `hcl:"name,label_range"`
 	DefRange   hcl.Range      `hcl:",def_range"`
-	SecretFile *hcl.Attribute `hcl:"secret_file"`
+	SecretFile *hcl.Attribute `hcl:"secret_file,optional"`
+
+	// An SPA door's client (spa.go).
+	KeyFile      *hcl.Attribute `hcl:"key_file,optional"`
+	HMACDigest   *hcl.Attribute `hcl:"hmac_digest,optional"`
+	AllowOtherIP *hcl.Attribute `hcl:"allow_other_ip,optional"`
 }
 
 const (
@@ -47,6 +52,10 @@ const (
 // one_time_sequences, into d. It reports whether the door is of one of
 // these kinds (then sequence must be absent).
 func (v *validator) dynamicDoor(rd *rawDoor, d *Door) bool {
+	if len(rd.SPA) > 0 {
+		v.spaDoor(rd, d)
+		return true
+	}
 	isTOTP, isOne := len(rd.TOTP) > 0, rd.OneTime != nil
 	if !isTOTP && !isOne {
 		for _, c := range rd.Clients {
@@ -163,36 +172,62 @@ func (v *validator) totpBlock(rd *rawDoor, rt *rawTOTP, d *Door) {
 
 // client reads and checks a client's secret file.
 func (v *validator) client(rc *rawClient) (Client, bool) {
+	if !v.onlyClientAttrs(rc, "TOTP", "secret_file") {
+		return Client{}, false
+	}
+	if rc.SecretFile == nil {
+		v.add(errorf(rc.DefRange, "Missing required argument", "Client %q has no secret_file; a TOTP door's client needs one: it is %s.", rc.Name, allowSecretFile))
+		return Client{}, false
+	}
 	s, ok := v.str(rc.SecretFile, allowSecretFile)
 	if !ok {
 		return Client{}, false
 	}
 	rng := rc.SecretFile.Expr.Range()
 	path := v.resolve(s)
-	bad := func(summary, format string, args ...any) (Client, bool) {
-		v.add(errorf(rng, summary, format+" secret_file is "+allowSecretFile+".", args...))
+	b, ok := v.readSecretFile(rng, rc.Name, path, "secret", "secret_file is "+allowSecretFile+".")
+	if !ok {
 		return Client{}, false
+	}
+	secret, err := totp.ParseSecret(b)
+	if err != nil {
+		v.add(errorf(rng, "Invalid secret", "Client %q's secret file %s: %v. secret_file is %s.", rc.Name, path, err, allowSecretFile))
+		return Client{}, false
+	}
+	return Client{Name: rc.Name, SecretFile: path, Secret: secret}, true
+}
+
+// readSecretFile reads a client's secret or key file (what names it in
+// messages), refusing a missing, irregular or group/other-accessible file.
+// allowed ends every error's detail.
+func (v *validator) readSecretFile(rng hcl.Range, client, path, what, allowed string) ([]byte, bool) {
+	bad := func(summary, format string, args ...any) ([]byte, bool) {
+		v.add(errorf(rng, summary, format+" "+allowed, args...))
+		return nil, false
 	}
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return bad("Missing secret file", "Client %q's secret file %s does not exist.", rc.Name, path)
+		return bad("Missing "+what+" file", "Client %q's %s file %s does not exist.", client, what, path)
 	case err != nil:
-		return bad("Unreadable secret file", "Client %q's secret file: %v.", rc.Name, err)
+		return bad("Unreadable "+what+" file", "Client %q's %s file: %v.", client, what, err)
 	case !st.Mode().IsRegular():
-		return bad("Unreadable secret file", "Client %q's secret file %s is not a regular file.", rc.Name, path)
+		return bad("Unreadable "+what+" file", "Client %q's %s file %s is not a regular file.", client, what, path)
 	case st.Mode().Perm()&0o077 != 0:
-		return bad("Secret file readable by others", "Client %q's secret file %s has mode %04o: group or others may read or write it. Run chmod 600 %s.", rc.Name, path, st.Mode().Perm(), path)
+		return bad(upper(what)+" file readable by others", "Client %q's %s file %s has mode %04o: group or others may read or write it. Run chmod 600 %s.", client, what, path, st.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return bad("Unreadable secret file", "Client %q's secret file: %v.", rc.Name, err)
+		return bad("Unreadable "+what+" file", "Client %q's %s file: %v.", client, what, err)
 	}
-	secret, err := totp.ParseSecret(b)
-	if err != nil {
-		return bad("Invalid secret", "Client %q's secret file %s: %v.", rc.Name, path, err)
+	return b, true
+}
+
+func upper(s string) string {
+	if s == "" {
+		return s
 	}
-	return Client{Name: rc.Name, SecretFile: path, Secret: secret}, true
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // oneTime reads a door's one_time_sequences file.

@@ -38,14 +38,17 @@ func checkInvariants(t *testing.T, p *Policy) {
 			t.Errorf("invalid or duplicate door name %q", d.Name)
 		}
 		names[d.Name] = true
-		if d.TOTP == nil && (d.OneTimeFile == "" || d.Sequence != nil) {
+		if d.TOTP == nil && d.SPA == nil && (d.OneTimeFile == "" || d.Sequence != nil) {
 			checkSeq(t, d.Name, "sequence", d.Sequence, guarded)
 		}
 		if d.CloseSequence != nil {
 			checkSeq(t, d.Name, "close_sequence", d.CloseSequence, guarded)
 			closes = append(closes, d.CloseSequence)
 		}
-		seqs = append(seqs, d.Sequence)
+		if d.Sequence != nil {
+			seqs = append(seqs, d.Sequence)
+		}
+		checkSPA(t, p, &d)
 		if len(d.Open) == 0 {
 			t.Errorf("door %q opens nothing", d.Name)
 		}
@@ -113,5 +116,35 @@ func checkPort(t *testing.T, door string, pp PortProto) {
 	t.Helper()
 	if pp.Port == 0 || (pp.Proto != TCP && pp.Proto != UDP) {
 		t.Errorf("door %q has invalid port %+v", door, pp)
+	}
+}
+
+// checkSPA checks an SPA door: bounds, clients with valid keys, and a port
+// that no other door uses.
+func checkSPA(t *testing.T, p *Policy, d *Door) {
+	t.Helper()
+	if d.SPA == nil {
+		return
+	}
+	s := d.SPA
+	if s.Port == 0 || s.MaxAge < MinSPAMaxAge || s.MaxAge > MaxSPAMaxAge || s.MaxOpenFor < d.OpenFor || s.MaxOpenFor > MaxOpenFor {
+		t.Errorf("door %q spa %+v out of bounds", d.Name, s)
+	}
+	if d.Sequence != nil || d.TOTP != nil || d.OneTimeFile != "" || d.CloseSequence != nil {
+		t.Errorf("SPA door %q has another kind too", d.Name)
+	}
+	for _, c := range d.Clients {
+		if c.Keys.Validate() != nil || c.Secret != nil {
+			t.Errorf("SPA door %q client %q: bad keys", d.Name, c.Name)
+		}
+	}
+	spaPort := PortProto{Port: s.Port, Proto: UDP}
+	if slices.Contains(p.Guarded(), spaPort) || slices.Contains(p.KnockPorts(), spaPort) {
+		t.Errorf("SPA door %q port %d is guarded or a knock port", d.Name, s.Port)
+	}
+	for _, o := range p.Doors {
+		if o.Name != d.Name && o.SPA != nil && o.SPA.Port == s.Port {
+			t.Errorf("doors %q and %q share SPA port %d", d.Name, o.Name, s.Port)
+		}
 	}
 }

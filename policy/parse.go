@@ -22,6 +22,7 @@ type rawConfig struct {
 	Table      *hcl.Attribute `hcl:"table,optional"`
 	Closed     *hcl.Attribute `hcl:"closed,optional"`
 	Metrics    *hcl.Attribute `hcl:"metrics_listen,optional"`
+	StateDir   *hcl.Attribute `hcl:"state_dir,optional"`
 	Doors      []rawDoor      `hcl:"door,block"`
 }
 
@@ -44,6 +45,9 @@ type rawDoor struct {
 	OnOpen      *hcl.Attribute `hcl:"on_open,optional"`
 	OnClose     *hcl.Attribute `hcl:"on_close,optional"`
 	HookTimeout *hcl.Attribute `hcl:"hook_timeout,optional"`
+
+	SPA        []rawSPA       `hcl:"spa,block"`
+	MaxOpenFor *hcl.Attribute `hcl:"max_open_for,optional"`
 }
 
 // Load reads and parses the config file at path. An unreadable file is one

@@ -54,7 +54,8 @@ func TestReference(t *testing.T) {
 		t.Fatalf("reference.hcl: want no diagnostics, got:\n%s", diags.Error())
 	}
 	want := *referencePolicy
-	want.Doors = append(append([]Door(nil), want.Doors...), referenceVault, referenceOnce)
+	want.Doors = append(append([]Door(nil), want.Doors...), referenceVault, referenceOnce, referenceSPA)
+	want.StateDir = DefaultStateDir
 	if diff := cmp.Diff(&want, p); diff != "" {
 		t.Errorf("Load(reference.hcl) mismatch (-want +got):\n%s", diff)
 	}
@@ -69,9 +70,10 @@ func TestDefaults(t *testing.T) {
 }
 `
 	want := &Policy{
-		File:   "min.hcl",
-		Table:  DefaultTable,
-		Closed: ClosedDrop,
+		File:     "min.hcl",
+		Table:    DefaultTable,
+		Closed:   ClosedDrop,
+		StateDir: DefaultStateDir,
 		Doors: []Door{{
 			Name:        "d",
 			Sequence:    []PortProto{tcp(1001), udp(1002), tcp(1003)},

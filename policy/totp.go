@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"time"
+
+	"github.com/sesame-knock/sesame/spa"
 )
 
 // TOTP is a door whose knock sequence is derived from each client's secret
@@ -20,11 +22,15 @@ type TOTP struct {
 // Ports returns the number of ports in the range.
 func (t *TOTP) Ports() int { return int(t.Hi) - int(t.Lo) + 1 }
 
-// Client is one holder of a TOTP door's secret.
+// Client is one holder of a TOTP door's secret, or of an SPA door's keys.
 type Client struct {
 	Name       string
-	SecretFile string // as resolved (relative paths from the config's directory)
-	Secret     []byte // decoded, at least 16 bytes
+	SecretFile string // TOTP: as resolved (relative paths from the config's directory)
+	Secret     []byte // TOTP: decoded, at least 16 bytes
+
+	KeyFile      string   // SPA: as resolved
+	Keys         spa.Keys // SPA: the client's keys, hmac_digest applied
+	AllowOtherIP bool     // SPA: grant an embedded address other than the packet's source
 }
 
 // OneTimeSeq is one unused line of a one_time_sequences file.

@@ -169,7 +169,8 @@ type Door struct {
 	CloseSequence []PortProto   // optional early revoke; nil when unset
 
 	TOTP        *TOTP         // a TOTP door (see totp.go); Sequence is then nil
-	Clients     []Client      // a TOTP door's clients, each with its own secret
+	SPA         *SPA          // an SPA door (see spa.go); Sequence is then nil
+	Clients     []Client      // a TOTP or SPA door's clients, each with its own secret
 	OneTimeFile string        // one_time_sequences; "" when unset
 	OneTime     []OneTimeSeq  // its unused sequences, in file order; Sequence is OneTime[0] (nil when exhausted)
 	OnOpen      []string      // hook argv run after a grant; nil when unset
@@ -187,6 +188,8 @@ type Policy struct {
 	// MetricsListen is where the Prometheus endpoint listens, a validated
 	// "IP:port" (netip.AddrPort's form); "" (the default) means none.
 	MetricsListen string
+	// StateDir holds state that outlives a restart (the SPA replay cache).
+	StateDir string
 }
 
 // Door returns the door with the given name, or nil.

@@ -49,6 +49,7 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 	if raw.Metrics != nil {
 		p.MetricsListen = v.metricsListen(raw.Metrics)
 	}
+	p.StateDir = v.stateDir(raw.StateDir)
 
 	seen := make(map[string]hcl.Range)
 	var srcs []doorSrc
@@ -65,6 +66,7 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 	}
 	v.crossDoors(srcs)
 	v.dynamicNotGuarded(raw, p)
+	v.spaCross(raw, p)
 	if len(raw.Doors) == 0 && !v.diags.HasErrors() {
 		v.add(warnf(start, "No door: nothing is guarded", `The config has no door block, so sesame guards no port and opens none. Add a door "NAME" { sequence = [...], open = [...] } block.`))
 	}

@@ -9,6 +9,7 @@ import (
 )
 
 const convertUsage = `usage: sesame convert [FILE]
+       sesame convert --fwknop [FILE] [--key-dir DIR]
 Converts a knockd config (default /etc/knockd.conf) into a sesame config on
 stdout. What cannot be mapped is kept as a comment and reported on stderr
 with its knockd.conf line. Exit status: 0 all mapped, 2 converted with
@@ -17,6 +18,9 @@ warnings, 1 unreadable file.
 
 // convertMain runs `sesame convert [FILE]`.
 func convertMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--fwknop" || args[0] == "-fwknop") {
+		return convertFwknopMain(args[1:], stdout, stderr) // convert_fwknop.go
+	}
 	path := "/etc/knockd.conf"
 	switch {
 	case len(args) == 1 && (args[0] == "-h" || args[0] == "--help"):

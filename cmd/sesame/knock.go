@@ -210,6 +210,9 @@ func parseKnockPort(arg string, udp bool) (policy.PortProto, error) {
 // knockMain runs `sesame knock ARGS...` and returns the exit status: 0 when
 // every hit was sent, 1 on a network error, 2 on a usage error.
 func knockMain(args []string, stdout, stderr io.Writer) int {
+	if hasSPAFlag(args) {
+		return spaKnockMain(args, stdout, stderr) // spa.go
+	}
 	o, err := parseKnockArgs(args)
 	if err != nil && !errors.Is(err, errUsage) {
 		fmt.Fprintf(stderr, "sesame knock: %v\n", err)

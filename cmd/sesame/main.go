@@ -33,8 +33,12 @@ verbs:
           send a knock sequence
   knock   --totp SECRET_FILE [--port-range R --length N --step D --protocol P] HOST
           send the current TOTP sequence
+  knock   --spa KEYFILE [-A tcp/22] [-f SECONDS] [-a ADDR|-s] [-P PORT] [-4|-6] HOST
+          send one fwknop-compatible SPA packet
   keygen  [-o FILE] [--force]
           write a new random TOTP secret (base32, mode 0600)
+  keygen  --spa [-o FILE] [--force] [--server HOST]
+          write SPA keys (fwknop format) and print a ~/.fwknoprc stanza
   convert [FILE]
           convert a knockd config (default /etc/knockd.conf) to sesame HCL
   version print version, commit and Go version

@@ -111,8 +111,12 @@ func (t *totpOpts) finish(o *knockOpts, operands []string) error {
 }
 
 const keygenUsage = `usage: sesame keygen [-o FILE] [--force]
+       sesame keygen --spa [-o FILE] [--force] [--server HOST]
 Writes a new random 160-bit TOTP secret, base32 on one line, to FILE (mode
 0600; an existing FILE is refused unless --force) or to standard output.
+With --spa, writes SPA keys in fwknop --key-gen format (KEY_BASE64,
+HMAC_KEY_BASE64) instead and prints a ~/.fwknoprc stanza for the fwknop
+client (server HOST, default server.example.com) on standard output.
 `
 
 // keygenMain runs `sesame keygen`.
@@ -121,8 +125,13 @@ func keygenMain(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, keygenUsage) }
 	out := fs.String("o", "", "write the secret to `FILE` (mode 0600)")
 	force := fs.Bool("force", false, "overwrite FILE")
+	spaKeys := fs.Bool("spa", false, "write SPA keys (fwknop format)")
+	server := fs.String("server", "", "the server's name in the ~/.fwknoprc stanza (--spa)")
 	if parse(fs, args) != nil {
 		return 2
+	}
+	if *spaKeys {
+		return keygenSPA(*out, *force, *server, stdout, stderr) // spa.go
 	}
 	secret := make([]byte, 20)
 	if _, err := rand.Read(secret); err != nil {

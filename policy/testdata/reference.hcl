@@ -94,3 +94,32 @@ door "once" {
   one_time_sequences = "reference.seqs"
   open               = ["2223/tcp"]
 }
+
+# An SPA door (single packet authorization, compatible with fwknop 2.6
+# clients: the fwknop command line client and the phone apps). One UDP
+# packet, encrypted and authenticated with a client's keys, asks for some
+# of the ports in open. The SPA port is never opened as a socket: nothing
+# answers a scan. A door has exactly one of sequence, a totp block,
+# one_time_sequences or an spa block.
+door "spa" {
+  spa {
+    port    = 62201  # default 62201 (UDP); not a knock port nor an opened port
+    max_age = "120s" # default "2m"; packet timestamp window either side of now, 10s to 1h
+  }
+  # Each client: a name (in logs: client=alice) and a key file in
+  # `fwknop --key-gen` format (KEY_BASE64, HMAC_KEY_BASE64), mode 0600
+  # (sesame keygen --spa -o FILE makes one and prints the client's
+  # ~/.fwknoprc stanza).
+  client "alice" {
+    key_file       = "secrets/alice.spa"
+    hmac_digest    = "sha256" # default sha256; md5 sha1 sha256 sha384 sha512 sha3_256 sha3_512
+    allow_other_ip = false    # default false: grant the packet's source address only
+  }
+  open         = ["22/tcp", "443/tcp"] # the most a packet may ask for
+  open_for     = "30s"                 # a type 1 packet's grant
+  max_open_for = "5m"                  # cap on a client-requested timeout (fwknop -f); default 5m
+}
+
+# Where sesame keeps state across restarts (the SPA replay cache). Default
+# "/var/lib/sesame" (the systemd unit's StateDirectory).
+state_dir = "/var/lib/sesame"

@@ -1,0 +1,90 @@
+package capture
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+func udpPayload(addr string, payload []byte) func() error {
+	return func() error {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(payload)
+		return err
+	}
+}
+
+// TestConnSPAPayload sends full-size SPA payloads over IPv4 and IPv6 and
+// checks that ReadHit returns them whole, while a knock port's UDP payload
+// is cut by the small snap length and never handed out.
+func TestConnSPAPayload(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns1, ns2 := vethPair(t)
+	p := knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP})
+	p.Doors = append(p.Doors, policy.Door{Name: "spa", Open: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, SPA: &policy.SPA{Port: 62201}})
+	c, err := OpenInNetNS(ns1.FD(), "vA", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big4 := bytes.Repeat([]byte("A4+/"), 368) // 1472 bytes: the most a 1500-byte MTU carries unfragmented (IP fragments are not reassembled)
+	big6 := bytes.Repeat([]byte("b6="), 470)  // 1410: fits the veth's 1500 MTU with IPv6+UDP headers
+	send(t, ns2,
+		udpPayload("192.0.2.1:62201", big4),
+		udpPayload("192.0.2.1:8000", big4[:400]),
+		udpPayload("[2001:db8::1]:62201", big6),
+		udpPayload("192.0.2.1:62202", big4), // not an SPA port
+		udp("192.0.2.1:8000"),
+	)
+	got := readUntilN(t, c, 4)
+	want := []struct {
+		src     netip.Addr
+		port    uint16
+		payload []byte
+	}{
+		{netip.MustParseAddr("192.0.2.2"), 62201, big4},
+		{netip.MustParseAddr("192.0.2.2"), 8000, nil},
+		{netip.MustParseAddr("2001:db8::2"), 62201, big6},
+		{netip.MustParseAddr("192.0.2.2"), 8000, nil},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Src != w.src || g.Port != w.port || g.Proto != policy.UDP || !bytes.Equal(g.payload, w.payload) || (w.payload == nil) != (g.payload == nil) {
+			t.Errorf("hit %d = %v:%d (%d payload bytes), want %v:%d (%d)", i, g.Src, g.Port, len(g.payload), w.src, w.port, len(w.payload))
+		}
+	}
+}
+
+type payloadHit struct {
+	Src     netip.Addr
+	Port    uint16
+	Proto   policy.Proto
+	payload []byte
+}
+
+// readUntilN reads n hits, copying each payload (it aliases the buffer).
+func readUntilN(t *testing.T, c *Conn, n int) []payloadHit {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var out []payloadHit
+	for len(out) < n {
+		var h knock.Hit
+		if err := c.ReadHit(&h); err != nil {
+			t.Fatalf("ReadHit after %d hits %+v: %v", len(out), out, err)
+		}
+		out = append(out, payloadHit{Src: h.Src, Port: h.Port, Proto: h.Proto, payload: bytes.Clone(h.Payload)})
+	}
+	return out
+}

@@ -1,0 +1,305 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/policy"
+	"github.com/sesame-knock/sesame/spa"
+)
+
+// replayFile is the replay cache's file in the policy's state_dir.
+const replayFile = "spa-replay"
+
+// SPA requests are verified where they are read: in the capture reader
+// goroutine, on the read buffer itself, before anything is copied. A
+// garbage packet costs one HMAC per client of the door and no allocation
+// beyond spa.Verify's; only accepted requests (which carry a copy of what
+// they need) go on to the loop goroutine, which checks them against the
+// door and grants through the same batched Apply as knocks.
+//
+// Verification is serialized by a mutex: the replay cache's "seen?" and
+// "add" are two steps, and a packet copied onto two interfaces must not
+// slip through both readers at once. An HMAC takes about a microsecond, so
+// the lock is never the bottleneck of a flood.
+
+// spaRequest is an accepted SPA message on its way to the loop.
+type spaRequest struct {
+	door   *policy.Door
+	client *policy.Client
+	src    netip.Addr
+	msg    spa.Message
+}
+
+// spaDoor is one SPA door with a Verifier per client.
+type spaDoor struct {
+	door *policy.Door
+	vs   []*spa.Verifier
+}
+
+// spaState verifies SPA packets for the capture readers and keeps the
+// daemon's one replay cache, persisted in the state directory.
+type spaState struct {
+	log   *slog.Logger
+	out   chan spaRequest
+	save  chan struct{} // coalesced requests to save the cache
+	doors atomic.Pointer[map[uint16]*spaDoor]
+	met   *spaMetrics
+	limit refusalLimiter
+	now   func() time.Time
+
+	mu    sync.Mutex // serializes Verify (see above) and guards cache, path
+	cache *spa.ReplayCache
+	path  string // "" until a policy with SPA doors was loaded
+	ttl   time.Duration
+}
+
+func newSPAState(log *slog.Logger, reg *prometheus.Registry) *spaState {
+	s := &spaState{log: log, out: make(chan spaRequest, 256), save: make(chan struct{}, 1), met: newSPAMetrics(reg), now: time.Now}
+	s.limit.perSecond = refusalLogsPerSecond
+	empty := map[uint16]*spaDoor{}
+	s.doors.Store(&empty)
+	return s
+}
+
+// update builds the verifiers for p's SPA doors. The first policy with SPA
+// doors loads the replay cache from its state_dir: a restart does not
+// re-open a replay window. A cache that cannot be read makes the update
+// fail (a corrupt one is only logged: the cache then starts empty).
+func (s *spaState) update(p *policy.Policy) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	doors := map[uint16]*spaDoor{}
+	var maxAge time.Duration
+	for i := range p.Doors {
+		if d := &p.Doors[i]; d.SPA != nil {
+			maxAge = max(maxAge, d.SPA.MaxAge)
+		}
+	}
+	if maxAge == 0 {
+		s.doors.Store(&doors)
+		return nil
+	}
+	path := filepath.Join(p.StateDir, replayFile)
+	if s.cache == nil || path != s.path || 2*maxAge > s.ttl {
+		// A new cache: the first SPA door, a new state_dir or a longer
+		// window. It starts from the file (the old cache saved it first).
+		if s.cache != nil {
+			if err := s.cache.Save(s.path); err != nil {
+				return err
+			}
+		}
+		if err := os.MkdirAll(p.StateDir, 0o700); err != nil {
+			return fmt.Errorf("state_dir: %w", err)
+		}
+		c := spa.NewReplayCache(2*maxAge, 0)
+		err := c.Load(path, s.now())
+		switch {
+		case errors.Is(err, spa.ErrCorruptReplayCache):
+			s.log.Warn("spa replay cache unreadable, starting empty", "file", path, "err", err)
+		case err != nil:
+			return fmt.Errorf("load spa replay cache: %w", err)
+		}
+		s.cache, s.path, s.ttl = c, path, 2*maxAge
+		if err := c.Save(path); err != nil { // fail now, not at the first packet
+			return err
+		}
+	}
+	for i := range p.Doors {
+		d := &p.Doors[i]
+		if d.SPA == nil {
+			continue
+		}
+		sd := &spaDoor{door: d}
+		for _, c := range d.Clients {
+			v, err := spa.NewVerifier(c.Keys, d.SPA.MaxAge, s.cache)
+			if err != nil {
+				return fmt.Errorf("door %q client %q: %w", d.Name, c.Name, err)
+			}
+			sd.vs = append(sd.vs, v)
+		}
+		doors[d.SPA.Port] = sd
+	}
+	s.doors.Store(&doors)
+	return nil
+}
+
+// handle takes h if it is a UDP packet to an SPA port: it verifies the
+// payload in place and queues an accepted request for the loop. It reports
+// whether h was an SPA packet (then it is not a knock hit).
+func (s *spaState) handle(ctx context.Context, h *knock.Hit) bool {
+	if s == nil || h.Proto != policy.UDP {
+		return false
+	}
+	d := (*s.doors.Load())[h.Port]
+	if d == nil {
+		return false
+	}
+	now := s.now()
+	s.mu.Lock()
+	var (
+		msg    spa.Message
+		err    error
+		client = -1
+	)
+	for i, v := range d.vs {
+		m, e := v.Verify(h.Payload, now)
+		if e == nil {
+			msg, err, client = m, nil, i
+			break
+		}
+		// Keep the most telling refusal: one after a matching HMAC, which
+		// names the client whose keys matched.
+		if err == nil || !hmacMatched(err) && hmacMatched(e) {
+			err = e
+			if hmacMatched(e) {
+				client = i
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(d.vs) == 0 {
+		err = &spa.Error{Reason: spa.ReasonBadHMAC}
+	}
+	if err != nil {
+		s.refused(d.door, clientName(d.door, client), h.Src, string(spa.ReasonOf(err)), err)
+		return true
+	}
+	s.met.accepted.Inc()
+	select {
+	case s.save <- struct{}{}:
+	default: // a save is already due
+	}
+	select {
+	case s.out <- spaRequest{door: d.door, client: &d.door.Clients[client], src: h.Src, msg: msg}:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+// hmacMatched reports whether a refusal came after the HMAC check
+// passed: the packet was made with that client's keys.
+func hmacMatched(err error) bool {
+	switch spa.ReasonOf(err) {
+	case spa.ReasonBadLength, spa.ReasonBadEncoding, spa.ReasonGPGRefused, spa.ReasonBadHMAC, "":
+		return false
+	}
+	return true
+}
+
+func clientName(d *policy.Door, i int) string {
+	if i < 0 || i >= len(d.Clients) {
+		return ""
+	}
+	return d.Clients[i].Name
+}
+
+// refused logs a refusal, rate-limited (see refusalLimiter), and counts it.
+func (s *spaState) refused(d *policy.Door, client string, src netip.Addr, reason string, err error) {
+	s.met.refused.WithLabelValues(reason).Inc()
+	n, ok := s.limit.allow(s.now())
+	if !ok {
+		return
+	}
+	attrs := []slog.Attr{slog.String("door", d.Name), slog.String("src", src.String())}
+	if client != "" {
+		attrs = append(attrs, slog.String("client", client))
+	}
+	attrs = append(attrs, slog.String("reason", reason))
+	if err != nil {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	if n > 0 {
+		attrs = append(attrs, slog.Uint64("suppressed", n))
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelWarn, "spa-refused", attrs...)
+}
+
+// saver writes the replay cache after each accepted packet (saves are
+// coalesced) until ctx ends, then once more; it closes done when finished.
+func (s *spaState) saver(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-s.save:
+			s.saveNow()
+		case <-ctx.Done():
+			s.saveNow()
+			return
+		}
+	}
+}
+
+func (s *spaState) saveNow() {
+	s.mu.Lock()
+	c, path := s.cache, s.path
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if err := c.Save(path); err != nil {
+		s.log.Error("spa replay cache not saved", "file", path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
+	}
+}
+
+// refusalLogsPerSecond bounds the spa-refused lines: a flood of garbage to
+// the SPA port must not flood the log. Lines past the bound are counted
+// (metrics) and the next line logged carries suppressed=N.
+const refusalLogsPerSecond = 20
+
+// refusalLimiter allows perSecond lines in each wall-clock second.
+type refusalLimiter struct {
+	perSecond  int
+	mu         sync.Mutex
+	second     int64
+	used       int
+	suppressed uint64
+}
+
+// allow reports whether a line may be logged now, and how many were
+// suppressed since the last one logged.
+func (l *refusalLimiter) allow(now time.Time) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec := now.Unix(); sec != l.second {
+		l.second, l.used = sec, 0
+	}
+	if l.used >= l.perSecond {
+		l.suppressed++
+		return 0, false
+	}
+	l.used++
+	n := l.suppressed
+	l.suppressed = 0
+	return n, true
+}
+
+// spaMetrics count SPA packets by outcome.
+type spaMetrics struct {
+	accepted prometheus.Counter
+	refused  *prometheus.CounterVec
+}
+
+func newSPAMetrics(reg *prometheus.Registry) *spaMetrics {
+	m := &spaMetrics{
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "sesame", Name: "spa_accepted_total",
+			Help: "SPA packets that passed verification (HMAC, decryption, digest, age, replay)."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "spa_refused_total",
+			Help: "SPA packets refused, by reason (spa reasons, ports-not-allowed, other-ip)."}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.accepted, m.refused)
+	}
+	return m
+}
