@@ -1,18 +1,19 @@
 package spa
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sesame-knock/sesame/internal/atomicfile"
 )
 
 // DefaultReplayCap bounds a ReplayCache's memory (about 5 MiB when full).
@@ -99,7 +100,7 @@ func (c *ReplayCache) add(key [32]byte, at, now int64) {
 
 // Save writes the cache to path atomically (temporary file, fsync,
 // rename, fsync of the directory), mode 0600.
-func (c *ReplayCache) Save(path string) (err error) {
+func (c *ReplayCache) Save(path string) error {
 	c.mu.Lock()
 	live := make([]replayEntry, 0, len(c.seen))
 	for _, e := range c.fifo[c.head:] {
@@ -109,41 +110,13 @@ func (c *ReplayCache) Save(path string) (err error) {
 	}
 	c.mu.Unlock()
 
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("save replay cache: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("save replay cache %s: %w", path, err)
-		}
-	}()
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, replayHeader)
+	var buf bytes.Buffer
+	fmt.Fprintln(&buf, replayHeader)
 	for _, e := range live {
-		fmt.Fprintf(w, "%x %d\n", e.key, e.at)
+		fmt.Fprintf(&buf, "%x %d\n", e.key, e.at)
 	}
-	if err = w.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("save replay cache %s: %w", path, err)
 	}
 	return nil
 }
