@@ -113,6 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	defer tick.Stop()
 
 	l := newLoop(log, table, p, knock.Config{MaxEntries: o.MaxEntries})
+	l.loadBurns()
 	hooks := newHookRunner(ctx, log)
 	defer func() { cancel(); hooks.Wait() }()
 	l.hooks = hooks

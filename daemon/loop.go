@@ -34,7 +34,9 @@ type loop struct {
 	p     *policy.Policy     // the policy in force; one-time doors advance in it
 	now   func() time.Time
 	used  []*policy.Door // one-time doors whose sequence was used in this batch
-	met   *metrics       // nil: not counted
+	// burnsDirty: a TOTP sequence was burned in this batch (totpburn.go)
+	burnsDirty bool
+	met        *metrics // nil: not counted
 
 	grants  []nft.Grant
 	revokes []nft.Revoke
@@ -115,6 +117,9 @@ func (l *loop) decide(ds []knock.Decision) {
 			if d.Door.OneTimeFile != "" && !l.useOneTime(d) {
 				continue
 			}
+			if d.Door.TOTP != nil {
+				l.burnsDirty = true
+			}
 			l.grants = append(l.grants, nft.Grant{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, TTL: d.Door.OpenFor})
 			l.queueHook("open", d.Door, d.Door.OnOpen, d.Src.String())
 		case knock.Close:
@@ -133,6 +138,10 @@ func (l *loop) decide(ds []knock.Decision) {
 func (l *loop) flush() {
 	if len(l.grants) == 0 && len(l.revokes) == 0 {
 		return
+	}
+	if l.burnsDirty { // before the grant: see saveBurns
+		l.saveBurns()
+		l.burnsDirty = false
 	}
 	start := time.Now()
 	err := l.table.Apply(l.grants, l.revokes)

@@ -35,7 +35,9 @@ func totpSetup(t *testing.T) (e *env, alice, bob string) {
 	nstest.RequireRoot(t)
 	dir := t.TempDir()
 	alice, bob = keygen(t, dir, "alice"), keygen(t, dir, "bob")
-	door := fmt.Sprintf(`door "vault" {
+	door := fmt.Sprintf(`state_dir = %q
+
+door "vault" {
   totp {
     port_range = "20000-29999"
     length     = 4
@@ -48,7 +50,7 @@ func totpSetup(t *testing.T) (e *env, alice, bob string) {
   open     = ["2222/tcp"]
   open_for = "30s"
 }
-`, alice, bob)
+`, filepath.Join(dir, "state"), alice, bob)
 	return setup(t, config("reject", door)), alice, bob
 }
 
@@ -131,4 +133,25 @@ func TestTOTPTwoClients(t *testing.T) {
 	e.waitGrant(t, Stranger4, 2222)
 	e.waitLog(t, Msg("open", "door", "vault", "src", Client4.String(), "client", "alice"), "alice's open")
 	e.waitLog(t, Msg("open", "door", "vault", "src", Stranger4.String(), "client", "bob"), "bob's open")
+}
+
+// A burned sequence stays burned across kill -9 and a restart: the daemon
+// keeps its burns in state_dir, written before the grant.
+func TestTOTPBurnSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	e, alice, _ := totpSetup(t)
+	ports := totpKnock(t, e.Client, ServerClient4, alice)
+	if t.Failed() {
+		t.FailNow()
+	}
+	e.waitGrant(t, Client4, 2222)
+	e.D.Kill()
+
+	d2 := StartDaemonFile(t, e.Server, e.D.Config)
+	knock(t, e.Stranger, ServerStranger4, ports...)
+	if _, err := d2.WaitLog(5*time.Second, Msg("reset", "door", "vault", "src", Stranger4.String(), "reason", "replayed", "client", "alice")); err != nil {
+		t.Fatalf("the replay after a restart was not refused as a replay: %v\n%s", err, d2.Log())
+	}
+	e.noGrant(t, Stranger4)
+	mustRefuse(t, e.Stranger, ServerStranger4, 2222)
 }

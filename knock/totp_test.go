@@ -131,3 +131,43 @@ func BenchmarkTOTPObserve(b *testing.B) {
 		m.Observe(h, t0)
 	}
 }
+
+// TestTOTPBurnsSurviveRestart: a sequence burned before a restart, handed to
+// the new matcher with Restore, is still refused as a replay; burns whose
+// window has passed are dropped.
+func TestTOTPBurnsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_700_000_010, 0)
+	ctr := totp.Counter(t0, 30*time.Second)
+	seqA := totp.Sequence(secA, ctr, 20000, 29999, 4)
+	a, b := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("198.51.100.2")
+
+	m := NewTOTP(totpTestPolicy(), Config{MaxEntries: 64})
+	if got := knockAll(m, a, seqA, t0); len(got) == 0 || got[len(got)-1].Kind != Open {
+		t.Fatalf("first knock: %+v, want Open", got)
+	}
+	burns := m.Burns()
+	want := []Burn{{Door: "vault", Client: "alice", Counter: ctr}}
+	if len(burns) != 1 || burns[0] != want[0] {
+		t.Fatalf("Burns() = %+v, want %+v", burns, want)
+	}
+
+	// Without Restore a new matcher would open again: that is the window
+	// a restart must not re-open.
+	fresh := NewTOTP(totpTestPolicy(), Config{MaxEntries: 64})
+	if got := knockAll(fresh, b, seqA, t0.Add(time.Second)); len(got) == 0 || got[len(got)-1].Kind != Open {
+		t.Fatalf("control: a matcher without the burns should open, got %+v", got)
+	}
+
+	restarted := NewTOTP(totpTestPolicy(), Config{MaxEntries: 64})
+	restarted.Restore(burns)
+	got := knockAll(restarted, b, seqA, t0.Add(time.Second))
+	if len(got) == 0 || got[len(got)-1].Kind != Reset || got[len(got)-1].Reason != Replayed {
+		t.Errorf("replay after a restart: %+v, want a Replayed reset", got)
+	}
+	// Two steps later the burn's window (skew 1) has passed: it is dropped.
+	restarted.Observe(Hit{Src: b, Proto: policy.TCP, Port: 1, Flags: policy.FlagSYN}, t0.Add(61*time.Second))
+	if got := restarted.Burns(); len(got) != 0 {
+		t.Errorf("Burns() after the window = %+v, want none", got)
+	}
+}
