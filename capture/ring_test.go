@@ -1,0 +1,131 @@
+package capture
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// udps returns n sends of one datagram each to addr.
+func udps(addr string, n int) []func() error {
+	s := make([]func() error, n)
+	for i := range s {
+		s[i] = udp(addr)
+	}
+	return s
+}
+
+// TestReadHitsBatch queues hits in the ring, then reads them in batches:
+// one call returns every hit ready (up to the slice's length), in order of
+// arrival, without allocating.
+func TestReadHitsBatch(t *testing.T) {
+	ns1, ns2 := vethPair(t)
+	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+		policy.PortProto{Port: 8000, Proto: policy.UDP}, policy.PortProto{Port: 8500, Proto: policy.UDP}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !c.Ring() {
+		t.Fatal("no ring by default")
+	}
+	const n = 300
+	send(t, ns2, append(udps("192.0.2.1:8000", n), udp("192.0.2.1:8500"))...)
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		hs    [64]knock.Hit
+		total int
+		calls int
+		rerr  error
+	)
+	allocs := testing.AllocsPerRun(1, func() {
+		for total < n+1 && rerr == nil {
+			var got int
+			got, rerr = c.ReadHits(hs[:])
+			calls++
+			for i := range got {
+				h := hs[i]
+				want := uint16(8000)
+				if total+i == n {
+					want = 8500
+				}
+				if h.Port != want || h.Proto != policy.UDP || h.At.IsZero() {
+					t.Fatalf("hit %d = %+v, want a UDP hit to %d with a time", total+i, h, want)
+				}
+			}
+			total += got
+		}
+	})
+	if rerr != nil {
+		t.Fatalf("after %d hits: %v", total, rerr)
+	}
+	// All were queued before the first call: full batches but the last.
+	if want := (n + 1 + len(hs) - 1) / len(hs); calls != want {
+		t.Errorf("%d hits in %d calls, want %d", total, calls, want)
+	}
+	if allocs != 0 {
+		t.Errorf("ReadHits: %v allocations for %d hits, want 0", allocs, total)
+	}
+	// Nothing more: the deadline ends the next read.
+	if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadHits(hs[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("ReadHits on an empty ring = %v, want a deadline error", err)
+	}
+}
+
+// TestRingDrops overfills a one-block ring (256 frames) and checks that the
+// kernel counts the packets it could not place, that Packets includes
+// them, and that every packet it did place is read.
+func TestRingDrops(t *testing.T) {
+	ns1, ns2 := vethPair(t)
+	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+		policy.PortProto{Port: 8000, Proto: policy.UDP}), WithRing(ringBlock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 400
+	frames := ringBlock / ringFrame
+	send(t, ns2, udps("192.0.2.1:8000", n)...)
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Packets != n || st.Drops != uint64(n-frames) {
+		t.Errorf("Stats = %+v, want %d packets, %d drops", st, n, n-frames)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	var hs [100]knock.Hit
+	read := 0
+	for {
+		got, err := c.ReadHits(hs[:])
+		read += got
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if read != frames {
+		t.Errorf("read %d hits from a full ring of %d frames", read, frames)
+	}
+	// The ring has room again: the next packet is read.
+	send(t, ns2, udp("192.0.2.1:8000"))
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.ReadHits(hs[:]); err != nil || got != 1 {
+		t.Errorf("ReadHits after draining = %d, %v; want 1 hit", got, err)
+	}
+}
