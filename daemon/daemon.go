@@ -81,7 +81,7 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	hits := make(chan knock.Hit, 4096)
+	hits := make(chan *hitBatch, 64)
 	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}, met: met}
 	defer caps.closeAll()
 	if err := caps.sync(ctx, ifaces, p); err != nil {
@@ -219,7 +219,7 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 type captures struct {
 	log   *slog.Logger
 	local *capture.LocalAddrs
-	hits  chan<- knock.Hit
+	hits  chan<- *hitBatch
 
 	mu    sync.Mutex // guards conns against logStats
 	conns map[string]*reader
@@ -266,13 +266,22 @@ func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) e
 	return nil
 }
 
-// read forwards hits addressed to this host to the matcher.
+// read forwards hits addressed to this host to the matcher, in batches.
 func (c *captures) read(ctx context.Context, name string, r *reader) {
 	defer close(r.done)
-	var h knock.Hit
+	free := newBatchPool()
 	packets, hits := c.met.packets.WithLabelValues(name), c.met.hits
 	for {
-		err := r.conn.ReadHit(&h)
+		var b *hitBatch
+		select {
+		case b = <-free:
+		case <-ctx.Done():
+			return
+		}
+		n, err := r.conn.ReadHits(b.hits[:])
+		if err != nil {
+			free <- b
+		}
 		switch {
 		case errors.Is(err, capture.ErrClosed) || ctx.Err() != nil:
 			return
@@ -287,13 +296,22 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 			}
 			continue
 		}
-		packets.Inc()
-		if !c.local.Contains(h.Dst) {
+		packets.Add(float64(n))
+		k := 0
+		for i := range n {
+			if c.local.Contains(b.hits[i].Dst) {
+				b.hits[k] = b.hits[i]
+				k++
+			}
+		}
+		if k == 0 {
+			free <- b
 			continue
 		}
-		hits.Inc()
+		hits.Add(float64(k))
+		b.n = k
 		select {
-		case c.hits <- h:
+		case c.hits <- b:
 		case <-ctx.Done():
 			return
 		}

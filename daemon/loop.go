@@ -57,18 +57,18 @@ func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config
 // run serves until ctx ends. On a signal from hup it calls reload, which
 // ensures the table and capture for the new policy and returns it, or nil to
 // keep the old one; the matcher then keeps the state of unchanged doors.
-func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Signal, tick <-chan time.Time, reload func() *policy.Policy) {
+func (l *loop) run(ctx context.Context, hits <-chan *hitBatch, hup <-chan os.Signal, tick <-chan time.Time, reload func() *policy.Policy) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case h := <-hits:
-			l.observe(h)
+		case b := <-hits:
+			n := l.observeBatch(b)
 		drain:
-			for range maxBatch - 1 {
+			for n < maxBatch {
 				select {
-				case h := <-hits:
-					l.observe(h)
+				case b := <-hits:
+					n += l.observeBatch(b)
 				default:
 					break drain
 				}
