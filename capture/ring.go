@@ -30,15 +30,18 @@ import (
 // makes the same choice).
 const (
 	// DefaultRingBytes is the ring's size unless WithRing says otherwise:
-	// 16384 frames, about 90 ms of a 180k packets/s flood. The kernel maps
+	// 8192 frames, about 45 ms of a 180k packets/s flood. The kernel maps
 	// it whole, so it counts in the daemon's resident memory.
-	DefaultRingBytes = 4 << 20
+	DefaultRingBytes = 1 << 20
 	// ringFrame is one frame: the 32-byte tpacket2_hdr, the sockaddr_ll
 	// and its padding (48 bytes before the IP header in datagram mode),
-	// then up to 208 bytes of packet. Longer captures (an IPv6 chain of
-	// extension headers past about 160 bytes) are truncated, and Decode
-	// skips what it cannot walk.
-	ringFrame = 256
+	// then 80 bytes of packet, which hold any IP header with a TCP or UDP
+	// header (IPv4 with options: 60+20). A longer capture (an IPv6 packet
+	// with extension headers, which the filter passes with snapExt bytes)
+	// is truncated in its frame, and the kernel also queues it whole on
+	// the socket (PACKET_COPY_THRESH, frame status TP_STATUS_COPY), where
+	// the reader takes it from.
+	ringFrame = 128
 	ringBlock = 64 << 10 // frames never straddle blocks; 16 pages per block
 )
 
@@ -64,6 +67,9 @@ func setupRing(fd int, bytes int) (*ring, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
 		return nil, fmt.Errorf("set TPACKET_V2: %w", err)
 	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+		return nil, fmt.Errorf("set PACKET_COPY_THRESH: %w", err)
+	}
 	blocks := max(1, bytes/ringBlock)
 	req := unix.TpacketReq{
 		Block_size: ringBlock,
@@ -87,12 +93,18 @@ func (r *ring) status(i int) *uint32 {
 }
 
 // peek returns the packet in the next frame if the kernel has handed it to
-// user space, or nil. The caller must release it before the next peek.
-func (r *ring) peek() []byte {
+// user space, or nil, and whether the kernel also queued the whole packet
+// on the socket (TP_STATUS_COPY). The caller must release the frame before
+// the next peek.
+func (r *ring) peek() ([]byte, bool) {
 	st := atomic.LoadUint32(r.status(r.next))
 	if st&unix.TP_STATUS_USER == 0 {
-		return nil
+		return nil, false
 	}
+	return r.frame(), st&unix.TP_STATUS_COPY != 0
+}
+
+func (r *ring) frame() []byte {
 	f := r.mem[r.next*ringFrame : (r.next+1)*ringFrame]
 	net := int(binary.NativeEndian.Uint16(f[tpNet:]))
 	snap := int(binary.NativeEndian.Uint32(f[tpSnaplen:]))
@@ -189,12 +201,19 @@ func (c *Conn) ReadHits(hs []knock.Hit) (int, error) {
 // fillFromRing is the ring's read callback: it decodes every ready frame
 // into c.dst, up to its length, and reports whether the read is done (at
 // least one hit, or nothing more to wait for).
-func (c *Conn) fillFromRing(uintptr) bool {
+func (c *Conn) fillFromRing(fd uintptr) bool {
 	r := c.ring
 	for c.got < len(c.dst) {
-		b := r.peek()
+		b, copied := r.peek()
 		if b == nil {
 			break
+		}
+		if copied {
+			// The whole packet waits in the socket queue, in ring order.
+			n, _, err := unix.Recvfrom(int(fd), c.buf[:], unix.MSG_DONTWAIT)
+			if err == nil {
+				b = c.buf[:n]
+			}
 		}
 		h := &c.dst[c.got]
 		if Decode(b, h) && c.wanted(h) {

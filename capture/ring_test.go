@@ -2,9 +2,13 @@ package capture
 
 import (
 	"errors"
+	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/policy"
@@ -81,6 +85,65 @@ func TestReadHitsBatch(t *testing.T) {
 	}
 }
 
+// TestRingCopiedPacket sends a knock whose IPv6 extension header makes it
+// longer than a ring frame holds: the reader takes it whole from the socket
+// queue, between the short packets around it, in order.
+func TestRingCopiedPacket(t *testing.T) {
+	ns1, ns2 := vethPair(t)
+	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+		policy.PortProto{Port: 8000, Proto: policy.UDP}, policy.PortProto{Port: 8500, Proto: policy.UDP}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send(t, ns2, udp("[2001:db8::1]:8500"), udpDstOptsLen("[2001:db8::1]:8000", 128), udp("[2001:db8::1]:8500"))
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var ports []uint16
+	var hs [8]knock.Hit
+	for len(ports) < 3 {
+		n, err := c.ReadHits(hs[:])
+		if err != nil {
+			t.Fatalf("after %v: %v", ports, err)
+		}
+		for _, h := range hs[:n] {
+			ports = append(ports, h.Port)
+		}
+	}
+	if want := []uint16{8500, 8000, 8500}; !slices.Equal(ports, want) {
+		t.Errorf("ports %v, want %v", ports, want)
+	}
+}
+
+// udpDstOptsLen is udpDstOpts with a destination options header of n
+// bytes (a multiple of 8, at most 2048): one PadN option fills it.
+func udpDstOptsLen(addr string, n int) func() error {
+	return func() error {
+		c, err := net.Dial("udp6", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rc, err := c.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			return err
+		}
+		opts := make([]byte, n)
+		opts[1] = byte(n/8 - 1)
+		opts[2], opts[3] = 1, byte(n-4)
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, string(opts))
+		})
+		if err = errors.Join(err, serr); err != nil {
+			return err
+		}
+		_, err = c.Write([]byte("knock"))
+		return err
+	}
+}
+
 // TestRingDrops overfills a one-block ring (256 frames) and checks that the
 // kernel counts the packets it could not place, that Packets includes
 // them, and that every packet it did place is read.
@@ -92,7 +155,7 @@ func TestRingDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	const n = 400
+	const n = 700
 	frames := ringBlock / ringFrame
 	send(t, ns2, udps("192.0.2.1:8000", n)...)
 	st, err := c.Stats()
