@@ -209,11 +209,7 @@ func (c *Conn) fillFromRing(fd uintptr) bool {
 			break
 		}
 		if copied {
-			// The whole packet waits in the socket queue, in ring order.
-			n, _, err := unix.Recvfrom(int(fd), c.buf[:], unix.MSG_DONTWAIT)
-			if err == nil {
-				b = c.buf[:n]
-			}
+			b = c.recvCopy(int(fd), b)
 		}
 		h := &c.dst[c.got]
 		if Decode(b, h) && c.wanted(h) {
@@ -222,4 +218,23 @@ func (c *Conn) fillFromRing(fd uintptr) bool {
 		r.release()
 	}
 	return c.got > 0 || c.closed.Load()
+}
+
+// recvCopy takes from the socket queue the whole packet whose truncated
+// copy is frame (TP_STATUS_COPY: queued in ring order). A pending socket
+// error (ENETDOWN after the interface went down: nothing else reads it in
+// ring mode) comes first and is consumed by the call that reports it, so
+// the read is retried. If the packet cannot be had, the truncated frame is
+// returned, for Decode to use or reject.
+func (c *Conn) recvCopy(fd int, frame []byte) []byte {
+	for range 4 {
+		n, _, err := unix.Recvfrom(fd, c.buf[:], unix.MSG_DONTWAIT)
+		switch {
+		case err == nil:
+			return c.buf[:n]
+		case err == unix.EAGAIN:
+			return frame
+		}
+	}
+	return frame
 }

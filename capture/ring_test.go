@@ -2,6 +2,7 @@ package capture
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"slices"
@@ -144,6 +145,20 @@ func udpDstOptsLen(addr string, n int) func() error {
 	}
 }
 
+// udpBig sends one datagram of n bytes to addr: longer than a ring frame
+// holds, so the reader takes it from the socket queue.
+func udpBig(addr string, n int) func() error {
+	return func() error {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(make([]byte, n))
+		return err
+	}
+}
+
 // TestRingDrops overfills a one-block ring (256 frames) and checks that the
 // kernel counts the packets it could not place, that Packets includes
 // them, and that every packet it did place is read.
@@ -190,5 +205,57 @@ func TestRingDrops(t *testing.T) {
 	}
 	if got, err := c.ReadHits(hs[:]); err != nil || got != 1 {
 		t.Errorf("ReadHits after draining = %d, %v; want 1 hit", got, err)
+	}
+}
+
+// TestRingInterfaceDownUp reads every hit sent after the interface went
+// down and up again, a packet too long for a ring frame included: the
+// kernel's pending ENETDOWN on the socket does not cost that packet.
+func TestRingInterfaceDownUp(t *testing.T) {
+	ns1, ns2 := vethPair(t)
+	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+		policy.PortProto{Port: 8000, Proto: policy.UDP}, policy.PortProto{Port: 8500, Proto: policy.UDP}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res := make(chan error, 1)
+	go func() {
+		var hs [8]knock.Hit
+		var ports []uint16
+		got := 0
+		if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			res <- err
+			return
+		}
+		for got < 4 {
+			n, err := c.ReadHits(hs[:])
+			if errors.Is(err, unix.ENETDOWN) {
+				continue
+			}
+			if err != nil {
+				res <- fmt.Errorf("after %d hits: %w", got, err)
+				return
+			}
+			for _, h := range hs[:n] {
+				ports = append(ports, h.Port)
+			}
+			got += n
+		}
+		if want := []uint16{22, 7000, 8000, 8500}; !slices.Equal(ports, want) {
+			res <- fmt.Errorf("ports %v, want %v", ports, want)
+			return
+		}
+		res <- nil
+	}()
+	time.Sleep(50 * time.Millisecond) // the reader waits in the poller
+	ns1.Exec(t, "ip", "link", "set", "vA", "down")
+	time.Sleep(50 * time.Millisecond)
+	ns1.Exec(t, "ip", "link", "set", "vA", "up")
+	ns2.Exec(t, "ip", "link", "set", "vB", "up")
+	time.Sleep(200 * time.Millisecond)
+	send(t, ns2, dialSYN("192.0.2.1:22"), dialSYN("192.0.2.1:7000"), udpBig("192.0.2.1:8000", 200), udpBig("192.0.2.1:8500", 200))
+	if err := <-res; err != nil {
+		t.Fatal(err)
 	}
 }
