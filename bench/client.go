@@ -129,7 +129,13 @@ func knockOnce(ns *netNS, k knockSpec) (time.Duration, bool, error) {
 			if time.Now().After(deadline) {
 				return nil
 			}
-			time.Sleep(k.Poll)
+			// Not time.Sleep: with nothing else to run, the Go runtime
+			// waits for a timer in epoll_wait, whose timeout is whole
+			// milliseconds, so a 100 µs sleep can last 1 ms and the
+			// measurement would have that granularity. The thread is
+			// locked (ns.Do) and may block.
+			ts := unix.NsecToTimespec(k.Poll.Nanoseconds())
+			_ = unix.Nanosleep(&ts, nil)
 		}
 	})
 	return lat, ok, err

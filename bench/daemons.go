@@ -163,8 +163,12 @@ type daemonKind interface {
 	Drops(p *proc) (packets, drops int64, ok bool)
 }
 
-// sesameKind runs `sesame run`.
-type sesameKind struct{ Bin string }
+// sesameKind runs `sesame run`; with debug set it logs at debug level,
+// which adds its grant-applied lines (Internal).
+type sesameKind struct {
+	Bin   string
+	debug bool
+}
 
 func (sesameKind) Name() string { return "sesame" }
 
@@ -188,7 +192,11 @@ door "bench" {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc("sesame", ns, k.Bin, "run", "-c", path, "--log-format", "json", "--log-level", "info")
+	level := "info"
+	if k.debug {
+		level = "debug"
+	}
+	p, err := startProc("sesame", ns, k.Bin, "run", "-c", path, "--log-format", "json", "--log-level", level)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +210,23 @@ door "bench" {
 func (sesameKind) FlushGrants(ns *netNS) error {
 	_, err := ns.Run("nft", "flush set inet sesame grants4; flush set inet sesame grants6")
 	return err
+}
+
+// Internal returns the daemon's own share of each grant's latency, from
+// its grant-applied lines (debug level): capture reading the last knock to
+// the nftables transaction returning.
+func (sesameKind) Internal(p *proc) []time.Duration {
+	var ds []time.Duration
+	for line := range strings.SplitSeq(p.out.String(), "\n") {
+		var e struct {
+			Msg string `json:"msg"`
+			US  int64  `json:"us"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "grant-applied" {
+			ds = append(ds, time.Duration(e.US)*time.Microsecond)
+		}
+	}
+	return ds
 }
 
 func (sesameKind) Drops(p *proc) (int64, int64, bool) {

@@ -17,18 +17,21 @@ type knockdKind struct{ Bin string }
 
 func (knockdKind) Name() string { return "knockd" }
 
-// knockdTable is the same layout as sesame's table, for knockd's command.
+// knockdTable is the same layout as sesame's table, for knockd's command:
+// only the guarded TCP port is filtered. (Everything else must pass:
+// rejecting ICMPv6 would break neighbour discovery, and with it every IPv6
+// knock.)
 const knockdTable = `table inet knockd {
   set grants4 { type ipv4_addr . inet_proto . inet_service; flags timeout; size 65536; }
   set grants6 { type ipv6_addr . inet_proto . inet_service; flags timeout; size 65536; }
   chain input {
     type filter hook input priority filter - 5; policy accept;
+    meta l4proto != tcp accept
     tcp dport != %[1]d accept
     ct state established,related accept
     ip saddr . meta l4proto . th dport @grants4 accept
     ip6 saddr . meta l4proto . th dport @grants6 accept
-    meta l4proto tcp reject with tcp reset
-    reject
+    reject with tcp reset
   }
 }
 `

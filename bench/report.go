@@ -57,10 +57,26 @@ func Table(rs []Result) string {
 				if fam == "IPv6" {
 					ds = r.Latency6
 				}
+				if len(ds) == 0 {
+					return "none granted", -1
+				}
 				d := percentile(ds, p)
 				return ms(d), float64(d)
 			})
 		}
+	}
+	for _, p := range []float64{50, 99, 100} {
+		name := fmt.Sprintf("sesame internal (read → nft applied) p%g", p)
+		if p == 100 {
+			name = "sesame internal (read → nft applied) max"
+		}
+		add(name, func(r Result) (string, float64) {
+			if len(r.Internal) == 0 {
+				return "n/a", -1
+			}
+			d := percentile(r.Internal, p)
+			return ms(d), -1
+		})
 	}
 	add("knocks not granted (latency runs)", func(r Result) (string, float64) {
 		return fmt.Sprint(r.LatencyFail), -1
@@ -82,8 +98,11 @@ func Table(rs []Result) string {
 				return fmt.Sprintf("%d/%d (%.0f%%)", fr.OK, fr.Legit, 100*successRate(fr)), successRate(fr)
 			})
 			add(at+": legit knock-to-grant p99", func(r Result) (string, float64) {
-				if i >= len(r.Floods) || len(r.Floods[i].LegitLatency) == 0 {
+				if i >= len(r.Floods) {
 					return "-", -1
+				}
+				if len(r.Floods[i].LegitLatency) == 0 {
+					return "none granted", -1
 				}
 				d := percentile(r.Floods[i].LegitLatency, 99)
 				return ms(d), float64(d)

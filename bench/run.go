@@ -31,7 +31,7 @@ func Quick(sesame, knockd string) Options {
 
 // Full is what `make bench` runs.
 func Full(sesame, knockd string) Options {
-	return Options{Sesame: sesame, Knockd: knockd, Knocks: 100, Rates: []int{10_000, 100_000, 300_000, 0},
+	return Options{Sesame: sesame, Knockd: knockd, Knocks: 200, Rates: []int{10_000, 100_000, 300_000, 0},
 		FloodFor: 10 * time.Second, BulkBytes: 4 << 30}
 }
 
@@ -60,6 +60,7 @@ type Result struct {
 	Latency4    []time.Duration
 	Latency6    []time.Duration
 	LatencyFail int
+	Internal    []time.Duration // sesame: read → nftables applied, per grant
 	Floods      []FloodRun
 	Bulk        BulkRun
 }
@@ -210,8 +211,14 @@ func runOne(opts Options, k daemonKind) (Result, error) {
 	defer s.Close()
 	logf := func(format string, a ...any) { fmt.Fprintf(opts.Log, k.Name()+": "+format+"\n", a...) }
 
-	// Idle RSS and knock-to-grant latency.
-	p, err := k.Start(t.srv, dir, ifServer, knockPorts, guarded)
+	// Idle RSS and knock-to-grant latency. sesame logs at debug level
+	// here, for its per-grant internal latency.
+	lk := k
+	if sk, ok := k.(sesameKind); ok {
+		sk.debug = true
+		lk = sk
+	}
+	p, err := lk.Start(t.srv, dir, ifServer, knockPorts, guarded)
 	if err != nil {
 		return res, err
 	}
@@ -245,6 +252,11 @@ func runOne(opts Options, k daemonKind) (Result, error) {
 		if err := k.FlushGrants(t.srv); err != nil {
 			p.stop()
 			return res, err
+		}
+	}
+	if sk, ok := lk.(sesameKind); ok {
+		if in := sk.Internal(p); len(in) > 2 {
+			res.Internal = in[2:] // not the two warm-up knocks
 		}
 	}
 	if res.LatencyFail > 0 {

@@ -6,6 +6,7 @@
 package capture
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -32,14 +33,22 @@ type Option func(*options)
 type options struct {
 	netnsFD int // -1: the caller's namespace
 	rcvBuf  int // SO_RCVBUF in bytes; 0: the kernel default
+	ring    int // receive ring in bytes; 0: DefaultRingBytes; < 0: none
 }
 
 // WithNetNS opens the socket inside the network namespace whose open file
 // descriptor is fd (a file under /run/netns, or /proc/PID/ns/net).
 func WithNetNS(fd int) Option { return func(o *options) { o.netnsFD = fd } }
 
-// WithRecvBuffer sets the socket's receive buffer (SO_RCVBUF) in bytes.
+// WithRecvBuffer sets the socket's receive buffer in bytes: SO_RCVBUFFORCE
+// where the process may (CAP_NET_ADMIN), else SO_RCVBUF, which the kernel
+// caps at net.core.rmem_max. It matters only without a ring.
 func WithRecvBuffer(bytes int) Option { return func(o *options) { o.rcvBuf = bytes } }
+
+// WithRing sets the size of the receive ring (ring.go) in bytes; 0 keeps
+// DefaultRingBytes and a negative size reads the socket queue instead,
+// one system call per packet.
+func WithRing(bytes int) Option { return func(o *options) { o.ring = bytes } }
 
 // Stats are the socket's counters since Open.
 type Stats struct {
@@ -62,6 +71,16 @@ type Conn struct {
 	n      int
 	err    error
 	readFn func(fd uintptr) bool
+
+	// The receive ring (nil: the socket queue) and the reader's batch:
+	// ringFn fills dst[:got]. rmu is held by ReadHits and by Close before
+	// it unmaps the ring, so the reader never touches unmapped memory.
+	ring   *ring
+	rmu    sync.Mutex
+	dst    []knock.Hit
+	got    int
+	ringFn func(fd uintptr) bool
+	one    [1]knock.Hit
 
 	mu    sync.Mutex // guards stats
 	stats Stats
@@ -123,13 +142,22 @@ func newConn(pc *packet.Conn, p *policy.Policy, o options) (*Conn, error) {
 		c.n, c.err = unix.Read(int(fd), c.buf[:])
 		return c.err != unix.EAGAIN && c.err != unix.EINTR
 	}
+	c.ringFn = c.fillFromRing
 	if o.rcvBuf > 0 {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, o.rcvBuf)
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.rcvBuf)
+			if serr != nil {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, o.rcvBuf)
+			}
 		})
 		if err = errors.Join(err, serr); err != nil {
 			return nil, fmt.Errorf("set receive buffer: %w", err)
+		}
+	}
+	if o.ring >= 0 {
+		if err := c.mapRing(cmp.Or(o.ring, DefaultRingBytes)); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil
@@ -199,6 +227,11 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.pc.SetReadDeadline(
 // knock port nor a bare SYN (possible for a moment after SetPolicy, or with
 // a large port set), are skipped. It allocates nothing in steady state.
 func (c *Conn) ReadHit(h *knock.Hit) error {
+	if c.ring != nil {
+		_, err := c.ReadHits(c.one[:])
+		*h = c.one[0]
+		return err
+	}
 	for {
 		if c.closed.Load() {
 			return ErrClosed
@@ -254,7 +287,15 @@ func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
-	return c.pc.Close()
+	err := c.pc.Close()
+	if c.ring != nil {
+		// The close above woke a blocked ReadHits, which returns and
+		// lets go of rmu; the ring is unmapped after that.
+		c.rmu.Lock()
+		err = errors.Join(err, c.ring.unmap())
+		c.rmu.Unlock()
+	}
+	return err
 }
 
 // portSet is an immutable bitmap of knock ports per protocol (SPA ports

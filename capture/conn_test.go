@@ -136,6 +136,19 @@ func readUntil(t *testing.T, c *Conn, sentinel uint16) []knock.Hit {
 }
 
 func TestConnNetNS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		ring bool
+	}{
+		{"ring", nil, true},
+		{"socket", []Option{WithRing(-1), WithRecvBuffer(1 << 20)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testConn(t, tc.ring, tc.opts...) })
+	}
+}
+
+func testConn(t *testing.T, wantRing bool, opts ...Option) {
 	ns1, ns2 := vethPair(t)
 	var (
 		a1, a2 = netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
@@ -145,11 +158,14 @@ func TestConnNetNS(t *testing.T) {
 		policy.PortProto{Port: 7000, Proto: policy.TCP},
 		policy.PortProto{Port: 8000, Proto: policy.UDP},
 		policy.PortProto{Port: 8500, Proto: policy.UDP})
-	c, err := OpenInNetNS(ns1.FD(), "vA", p)
+	c, err := OpenInNetNS(ns1.FD(), "vA", p, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if c.Ring() != wantRing {
+		t.Errorf("Ring() = %v, want %v", c.Ring(), wantRing)
+	}
 
 	send(t, ns2,
 		dialSYN("192.0.2.1:7000"),

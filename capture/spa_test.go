@@ -88,3 +88,62 @@ func readUntilN(t *testing.T, c *Conn, n int) []payloadHit {
 	}
 	return out
 }
+
+// TestConnSPAPayloadBatches: SPA payloads read in batches (ReadHits, as the
+// daemon reads) each keep their own bytes until the next read. Several SPA
+// packets wait in the ring at once; a batch must end after the first, or
+// the next one's copy would overwrite its payload.
+func TestConnSPAPayloadBatches(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns1, ns2 := vethPair(t)
+	p := knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP})
+	p.Doors = append(p.Doors, policy.Door{Name: "spa", Open: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, SPA: &policy.SPA{Port: 62201}})
+	c, err := OpenInNetNS(ns1.FD(), "vA", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !c.Ring() {
+		t.Fatal("want the ring read path (the default)")
+	}
+	var sends []func() error
+	var want [][]byte
+	for i := range 6 {
+		pl := bytes.Repeat([]byte{byte('a' + i)}, 200+40*i) // long: past a ring frame
+		if i == 3 {
+			pl = []byte("short-spa-payload") // short: fits a ring frame
+		}
+		want = append(want, pl)
+		sends = append(sends, udpPayload("192.0.2.1:62201", pl), udp("192.0.2.1:8000"))
+	}
+	send(t, ns2, sends...)
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	batch := make([]knock.Hit, 64)
+	for reads := 0; len(got) < len(want) && reads < 100; reads++ {
+		n, err := c.ReadHits(batch)
+		if err != nil {
+			t.Fatalf("ReadHits after %d payloads: %v", len(got), err)
+		}
+		withPayload := 0
+		for _, h := range batch[:n] {
+			if h.Port == 62201 {
+				got = append(got, bytes.Clone(h.Payload))
+				withPayload++
+			}
+		}
+		if withPayload > 1 {
+			t.Errorf("a batch held %d SPA payloads; want at most one (they share the read buffer)", withPayload)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d SPA payloads, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("payload %d = %q…(%d bytes), want %q…(%d bytes)", i, got[i][:min(8, len(got[i]))], len(got[i]), want[i][:8], len(want[i]))
+		}
+	}
+}

@@ -81,7 +81,7 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	hits := make(chan knock.Hit, 4096)
+	hits := make(chan *hitBatch, 64)
 	spas := newSPAState(log, met.reg)
 	if err := spas.update(p); err != nil {
 		return err
@@ -228,7 +228,7 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 type captures struct {
 	log   *slog.Logger
 	local *capture.LocalAddrs
-	hits  chan<- knock.Hit
+	hits  chan<- *hitBatch
 
 	mu    sync.Mutex // guards conns against logStats
 	conns map[string]*reader
@@ -279,13 +279,22 @@ func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) e
 	return nil
 }
 
-// read forwards hits addressed to this host to the matcher.
+// read forwards hits addressed to this host to the matcher, in batches.
 func (c *captures) read(ctx context.Context, name string, r *reader) {
 	defer close(r.done)
-	var h knock.Hit
+	free := newBatchPool()
 	packets, hits := c.met.packets.WithLabelValues(name), c.met.hits
 	for {
-		err := r.conn.ReadHit(&h)
+		var b *hitBatch
+		select {
+		case b = <-free:
+		case <-ctx.Done():
+			return
+		}
+		n, err := r.conn.ReadHits(b.hits[:])
+		if err != nil {
+			free <- b
+		}
 		switch {
 		case errors.Is(err, capture.ErrClosed) || ctx.Err() != nil:
 			return
@@ -300,17 +309,32 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 			}
 			continue
 		}
-		packets.Inc()
-		if !c.local.Contains(h.Dst) {
+		packets.Add(float64(n))
+		k := 0
+		for i := range n {
+			h := &b.hits[i]
+			if !c.local.Contains(h.Dst) {
+				continue
+			}
+			// An SPA packet is verified here, on the read buffer its
+			// payload aliases (capture ends a batch after such a hit, so
+			// the buffer holds until the next read), and never reaches the
+			// matcher as a hit.
+			if c.spa.handle(ctx, h) {
+				continue
+			}
+			h.Payload = nil
+			b.hits[k] = *h
+			k++
+		}
+		if k == 0 {
+			free <- b
 			continue
 		}
-		if c.spa.handle(ctx, &h) {
-			continue
-		}
-		h.Payload = nil // it aliases the read buffer
-		hits.Inc()
+		hits.Add(float64(k))
+		b.n = k
 		select {
-		case c.hits <- h:
+		case c.hits <- b:
 		case <-ctx.Done():
 			return
 		}

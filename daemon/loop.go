@@ -40,6 +40,11 @@ type loop struct {
 
 	grants  []nft.Grant
 	revokes []nft.Revoke
+	// readAt[i] is when capture read the hit that earned grants[i], and
+	// hitAt that of the hit being observed: a debug line per grant gives
+	// the daemon's own share of the knock-to-grant latency.
+	readAt []time.Time
+	hitAt  time.Time
 
 	hooks   HookSubmitter // nil: hooks are not run
 	pending []HookJob     // hooks of the queued grants and revokes
@@ -61,18 +66,18 @@ func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config
 // run serves until ctx ends. On a signal from hup it calls reload, which
 // ensures the table and capture for the new policy and returns it, or nil to
 // keep the old one; the matcher then keeps the state of unchanged doors.
-func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Signal, tick <-chan time.Time, reload func() *policy.Policy) {
+func (l *loop) run(ctx context.Context, hits <-chan *hitBatch, hup <-chan os.Signal, tick <-chan time.Time, reload func() *policy.Policy) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case h := <-hits:
-			l.observe(h)
+		case b := <-hits:
+			n := l.observeBatch(b)
 		drain:
-			for range maxBatch - 1 {
+			for n < maxBatch {
 				select {
-				case h := <-hits:
-					l.observe(h)
+				case b := <-hits:
+					n += l.observeBatch(b)
 				default:
 					break drain
 				}
@@ -98,6 +103,7 @@ func (l *loop) run(ctx context.Context, hits <-chan knock.Hit, hup <-chan os.Sig
 }
 
 func (l *loop) observe(h knock.Hit) {
+	l.hitAt = h.At
 	now := l.now()
 	l.decide(l.m.Observe(h, now))
 	l.decide(l.tm.Observe(h, now))
@@ -121,6 +127,7 @@ func (l *loop) decide(ds []knock.Decision) {
 				l.burnsDirty = true
 			}
 			l.grants = append(l.grants, nft.Grant{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, TTL: d.Door.OpenFor})
+			l.readAt = append(l.readAt, l.hitAt)
 			l.queueHook("open", d.Door, d.Door.OnOpen, d.Src.String())
 		case knock.Close:
 			if len(l.grants) > 0 {
@@ -159,7 +166,11 @@ func (l *loop) flush() {
 			l.log.Error("revoke failed", "src", r.Src, "ports", policy.FormatPorts(r.Ports), "err", err)
 		}
 	}
+	if err == nil {
+		l.logApplied()
+	}
 	l.dispatchHooks(err == nil)
+	l.readAt = l.readAt[:0]
 	clear(l.grants)
 	clear(l.revokes)
 	l.grants, l.revokes = l.grants[:0], l.revokes[:0]
@@ -196,6 +207,24 @@ func (l *loop) logDecision(d *knock.Decision) {
 		attrs = append(attrs, slog.String("reason", d.Reason.String()), slog.String("hit", d.Hit.String()))
 	}
 	l.log.LogAttrs(ctx, level, d.Kind.String(), attrs...)
+}
+
+// logApplied writes, at debug level, one grant-applied line per grant with
+// the time from capture reading its last knock to the nftables transaction
+// returning, in microseconds.
+func (l *loop) logApplied() {
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	done := time.Now()
+	for i, g := range l.grants {
+		if i >= len(l.readAt) || l.readAt[i].IsZero() {
+			continue
+		}
+		l.log.LogAttrs(ctx, slog.LevelDebug, "grant-applied", slog.String("door", g.Door),
+			slog.String("src", g.Src.String()), slog.Int64("us", done.Sub(l.readAt[i]).Microseconds()))
+	}
 }
 
 func itoa(n int) string {

@@ -180,16 +180,16 @@ func TestLoopRunBatchesAndReloads(t *testing.T) {
 	p := testPolicy(t, "7000/tcp", "8000/tcp", "9000/tcp")
 	l, _, _ := newTestLoop(t, tbl, p)
 
-	hits := make(chan knock.Hit, 64)
+	hits := make(chan *hitBatch, 64)
 	hup := make(chan os.Signal, 1)
 	tick := make(chan time.Time)
 	// Two sources knock; all six hits are queued before the loop starts.
 	other := netip.MustParseAddr("2001:db8::2")
 	for _, port := range []uint16{7000, 8000, 9000} {
-		hits <- syn(port)
+		hits <- one(syn(port))
 		h := syn(port)
 		h.Src = other
-		hits <- h
+		hits <- one(h)
 	}
 	next := testPolicy(t, "7100/tcp", "8100/tcp", "9100/udp")
 	reloaded := make(chan struct{})
@@ -214,10 +214,10 @@ func TestLoopRunBatchesAndReloads(t *testing.T) {
 	for _, port := range []uint16{7000, 8000, 9000} {
 		h := syn(port)
 		h.Src = third
-		hits <- h
+		hits <- one(h)
 	}
 	for _, pp := range []policy.PortProto{{Port: 7100, Proto: policy.TCP}, {Port: 8100, Proto: policy.TCP}, {Port: 9100, Proto: policy.UDP}} {
-		hits <- knock.Hit{Src: third, Dst: server, Proto: pp.Proto, Port: pp.Port, Flags: flagsFor(pp.Proto)}
+		hits <- one(knock.Hit{Src: third, Dst: server, Proto: pp.Proto, Port: pp.Port, Flags: flagsFor(pp.Proto)})
 	}
 	waitFor(t, func() bool { tbl.mu.Lock(); defer tbl.mu.Unlock(); return len(tbl.calls) >= 2 })
 	cancel()
@@ -225,6 +225,13 @@ func TestLoopRunBatchesAndReloads(t *testing.T) {
 	if len(tbl.calls) != 2 || len(tbl.calls[1].Grants) != 1 || tbl.calls[1].Grants[0].Src != third {
 		t.Errorf("after reload want exactly one grant for %v, got %+v", third, tbl.calls)
 	}
+}
+
+// one wraps a hit in an unpooled batch.
+func one(h knock.Hit) *hitBatch {
+	b := &hitBatch{n: 1}
+	b.hits[0] = h
+	return b
 }
 
 func flagsFor(p policy.Proto) uint8 {

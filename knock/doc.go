@@ -35,7 +35,8 @@
 // # Bounded state
 //
 // Entries live in a preallocated array of Config.MaxEntries with a free list,
-// indexed by a map pre-sized to the cap: each hit costs at most one map
+// indexed by a map that grows up to the cap (the array's pages and the map
+// become resident only as sources are tracked): each hit costs at most one map
 // lookup per sequence and, in steady state, no allocation. Entries are
 // threaded on two lists in order of last change, one for stage 1 and one for
 // further along. When the array is full, a new entry evicts the oldest entry

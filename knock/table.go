@@ -51,6 +51,7 @@ type table struct {
 	e     []entry
 	idx   map[key]int32
 	free  list
+	fresh int32   // entries from here on were never used: free, off the free list
 	level [2]list // [0]: at stage 1; [1]: further along
 	mach  []list  // per machine, in order of first hit
 
@@ -62,14 +63,14 @@ type table struct {
 }
 
 func newTable(size, machines int) table {
+	// The array is allocated whole but touched only as entries are first
+	// used, and the map grows with them: an idle daemon keeps neither
+	// resident. Once the table has been full, neither allocates again.
 	t := table{
 		e:     make([]entry, size),
-		idx:   make(map[key]int32, size),
+		idx:   make(map[key]int32, min(size, 1024)),
 		free:  emptyList(),
 		level: [2]list{emptyList(), emptyList()},
-	}
-	for i := range t.e {
-		t.push(&t.free, int32(i), byLevel)
 	}
 	t.setMachines(machines)
 	return t
@@ -83,7 +84,7 @@ func (t *table) setMachines(n int) {
 }
 
 // len returns the number of entries in use.
-func (t *table) len() int { return len(t.e) - t.free.n }
+func (t *table) len() int { return int(t.fresh) - t.free.n }
 
 // get returns the entry of machine m for src, or none. It costs a map lookup
 // only when machine m has entries at all.
@@ -138,7 +139,7 @@ func levelOf(stage int32) int {
 // oldest entry at stage 1, or, only when there is none, the oldest entry
 // further along.
 func (t *table) add(m int32, src netip.Addr, now time.Time) int32 {
-	if t.free.n == 0 {
+	if t.free.n == 0 && int(t.fresh) == len(t.e) {
 		victim := t.level[0].head
 		if victim == none {
 			victim = t.level[1].head
@@ -151,7 +152,12 @@ func (t *table) add(m int32, src netip.Addr, now time.Time) int32 {
 		t.evicted++
 	}
 	i := t.free.head
-	t.remove(&t.free, i, byLevel)
+	if i != none {
+		t.remove(&t.free, i, byLevel)
+	} else {
+		i = t.fresh
+		t.fresh++
+	}
 	e := &t.e[i]
 	e.src, e.first, e.m, e.stage = src, now, m, 1
 	t.idx[keyOf(m, src)] = i

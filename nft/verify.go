@@ -39,11 +39,16 @@ func (t *Table) record(c *nftables.Conn, guarded int) error {
 // Verify compares the table in the kernel with what the last Ensure
 // installed and returns the first difference it finds (a zero Drift when
 // there is none, or when Ensure has not run). It costs a few netlink dumps
-// of sesame's own table, so a daemon can call it twice a second.
+// of sesame's own table, so a daemon can call it twice a second. It holds
+// the table's lock only to read what Ensure installed, not during the
+// dumps, so it never delays an Apply (which only changes the grant sets'
+// elements, which Verify does not read); a Verify that races an Ensure may
+// report a difference that the next Ensure makes moot.
 func (t *Table) Verify() (Drift, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.inst == nil {
+	inst := t.inst
+	t.mu.Unlock()
+	if inst == nil {
 		return Drift{}, nil
 	}
 	c, err := t.conn()
@@ -77,15 +82,15 @@ func (t *Table) Verify() (Drift, error) {
 	for i, r := range rules {
 		handles[i] = r.Handle
 	}
-	if !slices.Equal(handles, t.inst.handles) {
-		return Drift{What: fmt.Sprintf("chain %s has %d rules with other handles than the %d sesame installed", chainInput, len(rules), len(t.inst.handles))}, nil
+	if !slices.Equal(handles, inst.handles) {
+		return Drift{What: fmt.Sprintf("chain %s has %d rules with other handles than the %d sesame installed", chainInput, len(rules), len(inst.handles))}, nil
 	}
 	elems, err := c.GetSetElements(&nftables.Set{Table: t.nfTable(), Name: setGuarded})
 	if err != nil {
 		return Drift{}, fmt.Errorf("list set %s of table inet %s: %w", setGuarded, t.name, err)
 	}
-	if len(elems) != t.inst.guarded {
-		return Drift{What: fmt.Sprintf("set %s holds %d elements, want %d", setGuarded, len(elems), t.inst.guarded)}, nil
+	if len(elems) != inst.guarded {
+		return Drift{What: fmt.Sprintf("set %s holds %d elements, want %d", setGuarded, len(elems), inst.guarded)}, nil
 	}
 	return Drift{}, nil
 }
