@@ -152,6 +152,12 @@ func (v *validator) totpBlock(rd *rawDoor, rt *rawTOTP, d *Door) {
 	if len(rd.Clients) == 0 {
 		v.add(errorf(rt.DefRange, "TOTP door without client", "Door %q has a totp block but no client; add client \"NAME\" { secret_file = \"/etc/sesame/NAME.key\" } blocks.", rd.Name))
 	}
+	v.clients(rd, d, v.client)
+}
+
+// clients checks the names of a door's client blocks (valid, unique) and
+// reads each with read, the door kind's reader (TOTP or SPA).
+func (v *validator) clients(rd *rawDoor, d *Door, read func(*rawClient) (Client, bool)) {
 	seen := make(map[string]hcl.Range)
 	for i := range rd.Clients {
 		rc := &rd.Clients[i]
@@ -164,7 +170,7 @@ func (v *validator) totpBlock(rd *rawDoor, rt *rawTOTP, d *Door) {
 			continue
 		}
 		seen[rc.Name] = rc.NameRange
-		if c, ok := v.client(rc); ok {
+		if c, ok := read(rc); ok {
 			d.Clients = append(d.Clients, c)
 		}
 	}

@@ -80,22 +80,7 @@ func (v *validator) spaDoor(rd *rawDoor, d *Door) {
 	if len(rd.Clients) == 0 {
 		v.add(errorf(rs.DefRange, "SPA door without client", "Door %q has an spa block but no client; add client \"NAME\" { key_file = \"/etc/sesame/NAME.spa\" } blocks (sesame keygen --spa -o FILE makes a key file).", rd.Name))
 	}
-	seen := make(map[string]hcl.Range)
-	for i := range rd.Clients {
-		rc := &rd.Clients[i]
-		if !validDoorName(rc.Name) {
-			v.add(errorf(rc.NameRange, "Invalid client name", "%q is not a client name: a name has 1 to 64 characters among letters, digits, \"_\", \".\" and \"-\" (it ends up in logs).", rc.Name))
-			continue
-		}
-		if first, dup := seen[rc.Name]; dup {
-			v.add(errorf(rc.NameRange, "Duplicate client name", "A client named %q is already defined at %s; client names must be unique within a door.", rc.Name, pos(first)))
-			continue
-		}
-		seen[rc.Name] = rc.NameRange
-		if c, ok := v.spaClient(rc); ok {
-			d.Clients = append(d.Clients, c)
-		}
-	}
+	v.clients(rd, d, v.spaClient)
 }
 
 // spaClient reads and checks an SPA client's key file and options.
