@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,19 +22,9 @@ func convertFwknopMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("convert --fwknop", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, convertFwknopUsage) }
 	keyDir := fs.String("key-dir", "", "")
-	var operands []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		operands = append(operands, fs.Arg(0))
-		rest = fs.Args()[1:]
+	operands, code, ok := parseInterspersed(fs, args)
+	if !ok {
+		return code
 	}
 	path := "/etc/fwknop/access.conf"
 	switch len(operands) {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -62,19 +60,9 @@ func spaKnockMain(args []string, stdout, stderr io.Writer) int {
 	v6 := fs.Bool("6", false, "")
 	verbose := fs.Bool("v", false, "")
 	// Flags may follow HOST (fwknop users write them anywhere).
-	var operands []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		operands = append(operands, fs.Arg(0))
-		rest = fs.Args()[1:]
+	operands, status, ok := parseInterspersed(fs, args)
+	if !ok {
+		return status
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "sesame knock: "+format+"\n%s", append(a, spaKnockUsage)...)

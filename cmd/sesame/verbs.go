@@ -133,3 +133,23 @@ func explainPerm(err error) error {
 	}
 	return nil
 }
+
+// parseInterspersed parses fs from args with flags allowed after operands
+// (fwknop users write them anywhere) and returns the operands. When it
+// cannot go on it returns ok false and the exit status: 0 after -h, 2 for
+// a bad flag (fs has said why).
+func parseInterspersed(fs *flag.FlagSet, args []string) (operands []string, status int, ok bool) {
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return operands, 0, true
+		}
+		operands = append(operands, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+}
