@@ -69,29 +69,8 @@ func StartDaemon(t testing.TB, ns *nstest.NS, configText string) *Daemon {
 // failed its log is printed.
 func StartDaemonFile(t testing.TB, ns *nstest.NS, path string) *Daemon {
 	t.Helper()
-	d := &Daemon{NS: ns, Config: path, log: &logBuf{}, done: make(chan struct{})}
 	// ip netns exec execs the program: the pid is sesame's own.
-	d.cmd = exec.Command("ip", "netns", "exec", ns.Name, SesameBin, "run", "-c", path,
-		"--log-format", "json", "--log-level", "debug")
-	d.cmd.Stdout = d.log
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start daemon: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		d.Stop()
-		if t.Failed() {
-			t.Logf("daemon log (pid %d, %s):\n%s", d.cmd.Process.Pid, ns.Name, d.log.String())
-		}
-	})
-	if _, err := d.WaitLog(10*time.Second, Msg("ready")); err != nil {
-		t.Fatalf("daemon not ready: %v\nlog:\n%s", err, d.log.String())
-	}
-	return d
+	return StartDaemonWith(t, ns, path, "", nil, nil)
 }
 
 // Stop sends SIGTERM, waits up to 5s, then kills; it returns the exit error
