@@ -142,6 +142,9 @@ func TestQuick(t *testing.T) {
 	if f := s.Floods[0]; f.Legit == 0 || f.Offered <= 0 || f.Delivered <= 0 || f.PeakRSSKiB <= 0 {
 		t.Errorf("sesame flood run not measured: %+v", f)
 	}
+	if f := s.Floods[0]; f.Opens != f.Legit {
+		t.Errorf("sesame logged %d opens for %d legit knocks under a 2k pps flood; want one each", f.Opens, f.Legit)
+	}
 	if s.Bulk.Took <= 0 {
 		t.Errorf("sesame bulk transfer not measured: %+v", s.Bulk)
 	}

@@ -161,6 +161,9 @@ type daemonKind interface {
 	// kernel dropped, after the daemon stopped; ok is false when the
 	// daemon does not say.
 	Drops(p *proc) (packets, drops int64, ok bool)
+	// Opens counts the opens the daemon logged (spoofed flood sources
+	// never complete a sequence: every one is the legitimate client's).
+	Opens(p *proc) int
 }
 
 // sesameKind runs `sesame run`; with debug set it logs at debug level,
@@ -245,4 +248,17 @@ func (sesameKind) Drops(p *proc) (int64, int64, bool) {
 		packets, drops, found = e.Packets, e.Drops, true
 	}
 	return packets, drops, found
+}
+
+func (sesameKind) Opens(p *proc) int {
+	n := 0
+	for line := range strings.SplitSeq(p.out.String(), "\n") {
+		var e struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "open" {
+			n++
+		}
+	}
+	return n
 }

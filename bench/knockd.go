@@ -100,3 +100,9 @@ func (knockdKind) FlushGrants(ns *netNS) error {
 
 // Drops: knockd reads through libpcap and never reports pcap_stats.
 func (knockdKind) Drops(*proc) (int64, int64, bool) { return 0, 0, false }
+
+// Opens counts knockd's "OPEN SESAME" log lines.
+func (knockdKind) Opens(p *proc) int {
+	b, _ := os.ReadFile(p.logFile)
+	return strings.Count(string(b), "OPEN SESAME")
+}

@@ -97,6 +97,13 @@ func Table(rs []Result) string {
 				fr := r.Floods[i]
 				return fmt.Sprintf("%d/%d (%.0f%%)", fr.OK, fr.Legit, 100*successRate(fr)), successRate(fr)
 			})
+			add(at+": legit knocks the daemon opened", func(r Result) (string, float64) {
+				if i >= len(r.Floods) {
+					return "-", -1
+				}
+				fr := r.Floods[i]
+				return fmt.Sprintf("%d/%d", fr.Opens, fr.Legit), -1
+			})
 			add(at+": legit knock-to-grant p99", func(r Result) (string, float64) {
 				if i >= len(r.Floods) {
 					return "-", -1

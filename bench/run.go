@@ -71,6 +71,10 @@ type FloodRun struct {
 	Offered      float64 // packets/s the sender wrote
 	Delivered    float64 // packets/s the server's interface received
 	Legit, OK    int     // legitimate knocks tried and granted
+	// Opens counts the opens the daemon logged: a legit knock it opened
+	// whose connect still failed within a second was lost on the path
+	// (the flooded link, neighbour discovery), not by the daemon.
+	Opens int
 	LegitLatency []time.Duration
 	CPU          float64 // daemon CPU, fraction of one core
 	PeakRSSKiB   int64
@@ -270,7 +274,7 @@ func runOne(opts Options, k daemonKind) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		logf("  offered %.0f pps, delivered %.0f pps, legit %d/%d, cpu %.1f%%, drops %d", fr.Offered, fr.Delivered, fr.OK, fr.Legit, 100*fr.CPU, fr.Drops)
+		logf("  offered %.0f pps, delivered %.0f pps, legit %d/%d (daemon opened %d), cpu %.1f%%, drops %d", fr.Offered, fr.Delivered, fr.OK, fr.Legit, fr.Opens, 100*fr.CPU, fr.Drops)
 		res.Floods = append(res.Floods, fr)
 	}
 
@@ -357,6 +361,7 @@ func floodRun(opts Options, k daemonKind, t *topo, dir string, rate int) (FloodR
 	fr.PeakRSSKiB = u1.PeakRSSKiB
 	p.stop()
 	fr.Packets, fr.Drops, fr.DropsKnown = k.Drops(p)
+	fr.Opens = k.Opens(p)
 	return fr, nil
 }
 

@@ -30,9 +30,9 @@ import (
 // makes the same choice).
 const (
 	// DefaultRingBytes is the ring's size unless WithRing says otherwise:
-	// 8192 frames, about 45 ms of a 180k packets/s flood. The kernel maps
+	// 32768 frames, about 180 ms of a 180k packets/s flood. The kernel maps
 	// it whole, so it counts in the daemon's resident memory.
-	DefaultRingBytes = 1 << 20
+	DefaultRingBytes = 4 << 20
 	// ringFrame is one frame: the 32-byte tpacket2_hdr, the sockaddr_ll
 	// and its padding (48 bytes before the IP header in datagram mode),
 	// then 80 bytes of packet, which hold any IP header with a TCP or UDP
