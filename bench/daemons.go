@@ -161,10 +161,15 @@ type daemonKind interface {
 	// kernel dropped, after the daemon stopped; ok is false when the
 	// daemon does not say.
 	Drops(p *proc) (packets, drops int64, ok bool)
-	// Opens counts the opens the daemon logged (spoofed flood sources
-	// never complete a sequence: every one is the legitimate client's).
+	// Opens counts the opens the daemon logged for the legitimate client
+	// (client4, client6). Spoofed flood sources complete sequences too:
+	// a /15 recurs every second or so at these rates, with random knock
+	// ports, and some land in order.
 	Opens(p *proc) int
 }
+
+// legit reports whether src is the legitimate client.
+func legit(src string) bool { return src == client4.String() || src == client6.String() }
 
 // sesameKind runs `sesame run`; with debug set it logs at debug level,
 // which adds its grant-applied lines (Internal).
@@ -255,8 +260,9 @@ func (sesameKind) Opens(p *proc) int {
 	for line := range strings.SplitSeq(p.out.String(), "\n") {
 		var e struct {
 			Msg string `json:"msg"`
+			Src string `json:"src"`
 		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "open" {
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "open" && legit(e.Src) {
 			n++
 		}
 	}

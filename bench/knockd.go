@@ -101,8 +101,20 @@ func (knockdKind) FlushGrants(ns *netNS) error {
 // Drops: knockd reads through libpcap and never reports pcap_stats.
 func (knockdKind) Drops(*proc) (int64, int64, bool) { return 0, 0, false }
 
-// Opens counts knockd's "OPEN SESAME" log lines.
+// Opens counts knockd's "IP: door: OPEN SESAME" log lines for the
+// legitimate client.
 func (knockdKind) Opens(p *proc) int {
 	b, _ := os.ReadFile(p.logFile)
-	return strings.Count(string(b), "OPEN SESAME")
+	n := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		i := strings.Index(line, ": OPEN SESAME")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(line[:i])
+		if len(f) >= 2 && legit(strings.TrimSuffix(f[len(f)-2], ":")) {
+			n++
+		}
+	}
+	return n
 }
