@@ -67,14 +67,14 @@ type Result struct {
 
 // FloodRun is one flood rate.
 type FloodRun struct {
-	Target       int     // asked-for packets/s; 0: unpaced
-	Offered      float64 // packets/s the sender wrote
-	Delivered    float64 // packets/s the server's interface received
-	Legit, OK    int     // legitimate knocks tried and granted
+	Target    int     // asked-for packets/s; 0: unpaced
+	Offered   float64 // packets/s the sender wrote
+	Delivered float64 // packets/s the server's interface received
+	Legit, OK int     // legitimate knocks tried and granted
 	// Opens counts the opens the daemon logged: a legit knock it opened
 	// whose connect still failed within a second was lost on the path
 	// (the flooded link, neighbour discovery), not by the daemon.
-	Opens int
+	Opens        int
 	LegitLatency []time.Duration
 	CPU          float64 // daemon CPU, fraction of one core
 	PeakRSSKiB   int64
