@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/nft"
@@ -156,6 +159,10 @@ func (l *loop) flush() {
 	if err != nil {
 		l.log.Warn("nftables update failed, retrying", "err", err)
 		err = l.table.Apply(l.grants, l.revokes)
+	}
+	if errors.Is(err, unix.ENFILE) {
+		l.log.Error("grant set full", "size", nft.GrantSetSize, "grants", len(l.grants),
+			"note", "every element of a grant set is live: these grants fail until some expire; a flood of completed knocks on a static sequence known to others does this (README: Choosing a door)")
 	}
 	if err != nil {
 		l.met.failed(len(l.grants) + len(l.revokes))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/nft"
@@ -25,6 +27,7 @@ type fakeTable struct {
 	mu       sync.Mutex
 	calls    []applyCall
 	failures int
+	err      error // what a failure returns; nil: a generic error
 }
 
 type applyCall struct {
@@ -38,6 +41,9 @@ func (f *fakeTable) Apply(g []nft.Grant, r []nft.Revoke) error {
 	f.calls = append(f.calls, applyCall{Grants: append([]nft.Grant(nil), g...), Revokes: append([]nft.Revoke(nil), r...)})
 	if f.failures > 0 {
 		f.failures--
+		if f.err != nil {
+			return f.err
+		}
 		return errors.New("netlink: injected failure")
 	}
 	return nil
@@ -250,5 +256,25 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLoopSetFull: when the kernel refuses a grant because a grant set is
+// full (ENFILE), the log says so, beside the usual per-grant errors.
+func TestLoopSetFull(t *testing.T) {
+	t.Parallel()
+	tbl := &fakeTable{failures: 2, err: fmt.Errorf("write grants to table inet sesame: %w", unix.ENFILE)}
+	l, buf, _ := newTestLoop(t, tbl, testPolicy(t, "7000/tcp", "8000/tcp", "9000/tcp"))
+	for _, port := range []uint16{7000, 8000, 9000} {
+		l.observe(syn(port))
+	}
+	l.flush()
+	for _, want := range []string{
+		`level=ERROR msg="grant set full" size=65536 grants=1`,
+		`level=ERROR msg="grant failed" door=ssh src=198.51.100.2`,
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, buf)
+		}
 	}
 }

@@ -18,6 +18,11 @@ import (
 const ownerComment = "managed by sesame"
 
 // Names of the objects in the table.
+// GrantSetSize is how many (address, port) grants each of grants4 and
+// grants6 holds. When one is full the kernel refuses the whole transaction
+// that adds to it (ENFILE) until elements expire.
+const GrantSetSize = 65536
+
 const (
 	setGrants4 = "grants4"
 	setGrants6 = "grants6"
@@ -26,7 +31,7 @@ const (
 
 	// grantSetSize is the size of each grant set: the kernel refuses
 	// elements beyond it (ENFILE), which bounds memory under a flood.
-	grantSetSize = 65536
+	grantSetSize = GrantSetSize
 	// chainPriority is the input chain's priority: filter - 5, so sesame's
 	// verdicts come before a default filter table's.
 	chainPriority = -5
