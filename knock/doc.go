@@ -35,9 +35,13 @@
 // # Bounded state
 //
 // Entries live in a preallocated array of Config.MaxEntries with a free list,
-// indexed by a map that grows up to the cap (the array's pages and the map
-// become resident only as sources are tracked): each hit costs at most one map
-// lookup per sequence and, in steady state, no allocation. Entries are
+// indexed by a hash table of their own (index.go: open addressing, linear
+// probing, deletion by backward shift, keyed with a random seed per matcher so
+// that spoofed sources cannot be chosen to collide) whose slots double as
+// entries are taken, up to twice the cap (1 MiB at the default cap). The
+// array's pages and the index become resident only as sources are tracked.
+// Each hit costs at most one index lookup per sequence, and once the table
+// has been full no hit allocates, evictions included. Entries are
 // threaded on two lists in order of last change, one for stage 1 and one for
 // further along. When the array is full, a new entry evicts the oldest entry
 // at stage 1, and only when there is none the oldest one further along: a

@@ -16,23 +16,13 @@ const (
 	byMachine = 1 // its machine's list, in order of first hit
 )
 
-// key identifies an entry: one sequence machine, one source. The address is
-// kept as 16 bytes (IPv4 in its 4-in-6 form, which no unmapped IPv6 source
-// can take) so that the key is plain memory: no padding, no pointer, hashed
-// in one go.
-type key struct {
-	src [16]byte
-	m   uint32
-}
-
-func keyOf(m int32, src netip.Addr) key { return key{src.As16(), uint32(m)} }
-
 // entry is one source in the middle of one sequence.
 type entry struct {
 	src   netip.Addr
 	first time.Time // time of the first hit; seq_timeout runs from here
 	m     int32     // machine index
 	stage int32     // steps matched so far, 1..len-1; 0 when free
+	h     uint32    // the index's hash of (m, src)
 	link  [2]struct{ prev, next int32 }
 }
 
@@ -44,12 +34,12 @@ type list struct {
 
 func emptyList() list { return list{head: none, tail: none} }
 
-// table holds the entries: a preallocated array, a free list, a map from
-// (machine, source) to the entry's index, two level lists (stage 1, and stage
+// table holds the entries: a preallocated array, a free list, an index from
+// (machine, source) to the entry (index.go), two level lists (stage 1, and stage
 // 2 or more) for eviction and one list per machine for expiry.
 type table struct {
 	e     []entry
-	idx   map[key]int32
+	idx   index
 	free  list
 	fresh int32   // entries from here on were never used: free, off the free list
 	level [2]list // [0]: at stage 1; [1]: further along
@@ -60,15 +50,21 @@ type table struct {
 	// reference matcher in step).
 	onEvict func(victim int32, src netip.Addr, forMachine int32)
 	evicted uint64
+
+	// The key and hash of the last lookup: a miss is usually followed by
+	// an add of the same key, which then does not hash again.
+	lastM   int32
+	lastSrc netip.Addr
+	lastH   uint32
 }
 
 func newTable(size, machines int) table {
 	// The array is allocated whole but touched only as entries are first
-	// used, and the map grows with them: an idle daemon keeps neither
+	// used, and the index grows with them: an idle daemon keeps neither
 	// resident. Once the table has been full, neither allocates again.
 	t := table{
 		e:     make([]entry, size),
-		idx:   make(map[key]int32, min(size, 1024)),
+		idx:   newIndex(size),
 		free:  emptyList(),
 		level: [2]list{emptyList(), emptyList()},
 	}
@@ -86,16 +82,24 @@ func (t *table) setMachines(n int) {
 // len returns the number of entries in use.
 func (t *table) len() int { return int(t.fresh) - t.free.n }
 
-// get returns the entry of machine m for src, or none. It costs a map lookup
-// only when machine m has entries at all.
+// get returns the entry of machine m for src, or none. It costs an index
+// lookup only when machine m has entries at all.
 func (t *table) get(m int32, src netip.Addr) int32 {
 	if t.mach[m].n == 0 {
 		return none
 	}
-	if i, ok := t.idx[keyOf(m, src)]; ok {
-		return i
+	h := t.idx.hash(m, src)
+	t.lastM, t.lastSrc, t.lastH = m, src, h
+	return t.idx.find(t.e, h, m, src)
+}
+
+// hash returns the index's hash of (m, src), from the last lookup if it was
+// of the same key.
+func (t *table) hash(m int32, src netip.Addr) uint32 {
+	if m == t.lastM && src == t.lastSrc {
+		return t.lastH
 	}
-	return none
+	return t.idx.hash(m, src)
 }
 
 // push appends entry i to the tail of l through link slot k.
@@ -159,8 +163,8 @@ func (t *table) add(m int32, src netip.Addr, now time.Time) int32 {
 		t.fresh++
 	}
 	e := &t.e[i]
-	e.src, e.first, e.m, e.stage = src, now, m, 1
-	t.idx[keyOf(m, src)] = i
+	e.src, e.first, e.m, e.stage, e.h = src, now, m, 1, t.hash(m, src)
+	t.idx.insert(e.h, i)
 	t.push(&t.level[0], i, byLevel)
 	t.push(&t.mach[m], i, byMachine)
 	return i
@@ -189,7 +193,7 @@ func (t *table) restart(i int32, now time.Time) {
 // drop frees entry i.
 func (t *table) drop(i int32) {
 	e := &t.e[i]
-	delete(t.idx, keyOf(e.m, e.src))
+	t.idx.delete(e.h, i)
 	t.remove(&t.level[levelOf(e.stage)], i, byLevel)
 	t.remove(&t.mach[e.m], i, byMachine)
 	*e = entry{link: e.link}
@@ -210,7 +214,7 @@ func (t *table) remap(newIdx []int32, machines int) {
 		}
 	}
 	t.setMachines(machines)
-	clear(t.idx)
+	t.idx.reset()
 	for o, l := range old {
 		n := newIdx[o]
 		if n < 0 {
@@ -218,8 +222,9 @@ func (t *table) remap(newIdx []int32, machines int) {
 		}
 		t.mach[n] = l
 		for i := l.head; i != none; i = t.e[i].link[byMachine].next {
-			t.e[i].m = n
-			t.idx[keyOf(n, t.e[i].src)] = i
+			e := &t.e[i]
+			e.m, e.h = n, t.idx.hash(n, e.src)
+			t.idx.insert(e.h, i)
 		}
 	}
 }
