@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sesame-knock/sesame/internal/syncbuf"
 )
 
 // proc is a daemon process started with `ip netns exec`, which execs the
@@ -20,7 +21,7 @@ import (
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuf
+	out  *syncbuf.Buffer
 	done chan struct{}
 	// logFile is where the daemon logs when not to its output ("": none).
 	logFile string
@@ -40,25 +41,8 @@ func (p *proc) logTail() string {
 	return strings.Join(lines, "\n")
 }
 
-type lockedBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func startProc(name string, ns *netNS, bin string, args ...string) (*proc, error) {
-	p := &proc{name: name, out: &lockedBuf{}, done: make(chan struct{})}
+	p := &proc{name: name, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns.Name, bin}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -1,19 +1,18 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/internal/syncbuf"
 )
 
 // Daemon is a `sesame run` process in a namespace.
@@ -22,27 +21,9 @@ type Daemon struct {
 	Config string // path of the config file
 
 	cmd  *exec.Cmd
-	log  *logBuf
+	log  *syncbuf.Buffer
 	done chan struct{}
 	err  error // exit status, valid after done is closed
-}
-
-// logBuf collects the daemon's output; safe for concurrent use.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // WriteConfig writes text to a new config file in the test's temp dir and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/internal/syncbuf"
 )
 
 // Unprivileged is the setpriv(1) prefix that runs a command as nobody
@@ -63,7 +64,7 @@ func StartDaemonWith(t testing.TB, ns *nstest.NS, path, bin string, wrap, env []
 	if bin == "" {
 		bin = SesameBin
 	}
-	d := &Daemon{NS: ns, Config: path, log: &logBuf{}, done: make(chan struct{})}
+	d := &Daemon{NS: ns, Config: path, log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	args := append([]string{"netns", "exec", ns.Name}, wrap...)
 	args = append(args, bin, "run", "-c", path, "--log-format", "json", "--log-level", "debug")
 	d.cmd = exec.Command("ip", args...)
