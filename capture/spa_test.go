@@ -24,10 +24,11 @@ func udpPayload(addr string, payload []byte) func() error {
 	}
 }
 
-// TestConnSPAPayload sends full-size SPA payloads over IPv4 and IPv6 and
-// checks that ReadHit returns them whole, while a knock port's UDP payload
-// is cut by the small snap length and never handed out.
-func TestConnSPAPayload(t *testing.T) {
+// spaConn opens capture on a veth pair for a policy with knock port
+// 8000/udp and an SPA door on 62201; it returns the Conn (closed when the
+// test ends) and the sending side's namespace.
+func spaConn(t *testing.T) (*Conn, *nstest.NS) {
+	t.Helper()
 	nstest.RequireRoot(t)
 	ns1, ns2 := vethPair(t)
 	p := knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP})
@@ -36,7 +37,15 @@ func TestConnSPAPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c, ns2
+}
+
+// TestConnSPAPayload sends full-size SPA payloads over IPv4 and IPv6 and
+// checks that ReadHit returns them whole, while a knock port's UDP payload
+// is cut by the small snap length and never handed out.
+func TestConnSPAPayload(t *testing.T) {
+	c, ns2 := spaConn(t)
 	big4 := bytes.Repeat([]byte("A4+/"), 368) // 1472 bytes: the most a 1500-byte MTU carries unfragmented (IP fragments are not reassembled)
 	big6 := bytes.Repeat([]byte("b6="), 470)  // 1410: fits the veth's 1500 MTU with IPv6+UDP headers
 	send(t, ns2,
@@ -94,15 +103,7 @@ func readUntilN(t *testing.T, c *Conn, n int) []payloadHit {
 // packets wait in the ring at once; a batch must end after the first, or
 // the next one's copy would overwrite its payload.
 func TestConnSPAPayloadBatches(t *testing.T) {
-	nstest.RequireRoot(t)
-	ns1, ns2 := vethPair(t)
-	p := knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP})
-	p.Doors = append(p.Doors, policy.Door{Name: "spa", Open: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, SPA: &policy.SPA{Port: 62201}})
-	c, err := OpenInNetNS(ns1.FD(), "vA", p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, ns2 := spaConn(t)
 	if !c.Ring() {
 		t.Fatal("want the ring read path (the default)")
 	}
