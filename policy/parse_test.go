@@ -104,6 +104,10 @@ func TestLoadMissingFile(t *testing.T) {
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), path) {
 		t.Errorf("Load(%q) diagnostics = %q, want one error naming the path", path, diags.Error())
 	}
+	// No position to give: the one-line form must not print hcl's "<nil>".
+	if got := diags.Error(); strings.Contains(got, "<nil>") || !strings.HasPrefix(got, "Cannot read config file "+path) {
+		t.Errorf("Error() = %q, want it to start with the summary, no <nil>", got)
+	}
 	var buf bytes.Buffer
 	if err := diags.Write(&buf, true); err != nil || !strings.Contains(buf.String(), path) {
 		t.Errorf("Write = %v, %q; want the path rendered", err, buf.String())

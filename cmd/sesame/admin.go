@@ -32,6 +32,15 @@ func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// verbUsage returns a flag set's Usage: the verb's synopsis, then its
+// flags.
+func verbUsage(fs *flag.FlagSet, synopsis string) func() {
+	return func() {
+		fmt.Fprintf(fs.Output(), "usage: sesame %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+}
+
 // adminTarget loads the config and resolves DOOR and ADDR for grant and
 // revoke.
 func adminTarget(verb, path string, pos []string, stderr io.Writer) (*policy.Policy, *policy.Door, netip.Addr, bool) {
@@ -104,11 +113,12 @@ func openTable(verb string, p *policy.Policy, stderr io.Writer) (*nft.Table, boo
 
 func grantMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("grant", stderr)
+	fs.Usage = verbUsage(fs, "grant [-c FILE] [--for DURATION] DOOR ADDR")
 	path := fs.String("c", policy.DefaultPath, "config `file`")
 	dur := fs.Duration("for", 0, "how long the grant lasts (default: the door's open_for)")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
-		return 2
+		return flagStatus(err)
 	}
 	p, d, a, ok := adminTarget("grant", *path, pos, stderr)
 	if !ok {
@@ -137,10 +147,11 @@ func grantMain(args []string, stdout, stderr io.Writer) int {
 
 func revokeMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("revoke", stderr)
+	fs.Usage = verbUsage(fs, "revoke [-c FILE] DOOR ADDR")
 	path := fs.String("c", policy.DefaultPath, "config `file`")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
-		return 2
+		return flagStatus(err)
 	}
 	p, d, a, ok := adminTarget("revoke", *path, pos, stderr)
 	if !ok {
@@ -164,8 +175,8 @@ func downMain(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("c", policy.DefaultPath, "config `file` (for the table name)")
 	table := fs.String("table", "", "nftables table `name` (default: from the config, else sesame)")
 	yes := fs.Bool("yes", false, "really remove the table")
-	if parse(fs, args) != nil {
-		return 2
+	if err := parse(fs, args); err != nil {
+		return flagStatus(err)
 	}
 	name := *table
 	if name == "" {
