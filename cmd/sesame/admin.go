@@ -173,17 +173,21 @@ func revokeMain(args []string, stdout, stderr io.Writer) int {
 func downMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("down", stderr)
 	path := fs.String("c", policy.DefaultPath, "config `file` (for the table name)")
-	table := fs.String("table", "", "nftables table `name` (default: from the config, else sesame)")
+	table := fs.String("table", "", "nftables table `name` (default: the config's)")
 	yes := fs.Bool("yes", false, "really remove the table")
 	if err := parse(fs, args); err != nil {
 		return flagStatus(err)
 	}
 	name := *table
 	if name == "" {
-		name = policy.DefaultTable
-		if p, diags := policy.Load(*path); !diags.HasErrors() {
-			name = p.Table
+		p, diags := policy.Load(*path)
+		if diags.HasErrors() {
+			diags.Write(stderr, false)
+			fmt.Fprintf(stderr, "sesame down: %s does not load, so the table name is unknown: nothing removed.\n"+
+				"Fix the config, or name the table: sesame down --table NAME --yes\n", *path)
+			return 1
 		}
+		name = p.Table
 	}
 	if !*yes {
 		fmt.Fprintf(stderr, "sesame down: this removes table inet %s with every grant in it, and opens the guarded ports to everyone\n"+
@@ -201,6 +205,10 @@ func downMain(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, nft.ErrNoTable) {
 		fmt.Fprintf(stdout, "table inet %s does not exist: nothing to remove\n", name)
 		return 0
+	}
+	if errors.Is(err, nft.ErrNotOurs) {
+		fmt.Fprintf(stderr, "sesame down: %v\nsesame did not create table inet %s: refusing to remove it (nft delete table inet %s does, if you mean it)\n", err, name, name)
+		return 1
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame down: %v\n", explainStatus(err))
