@@ -20,7 +20,7 @@ func (l *loop) useOneTime(d *knock.Decision) bool {
 	door := d.Door
 	if len(door.OneTime) == 0 || slices.Contains(l.used, door) {
 		// Already used in this batch: the matcher saw the old sequence.
-		l.log.Warn("one-time-refused", "door", door.Name, "src", d.Src.String(), "reason", "sequence already used")
+		l.log.Warn("one-time-refused", "door", door.Name, "src", d.Src.String(), "reason", "sequence already used", "spoofable", true)
 		return false
 	}
 	seq := door.OneTime[0]
