@@ -53,6 +53,8 @@ type loop struct {
 	pending []HookJob     // hooks of the queued grants and revokes
 
 	spa *spaState // nil: no SPA; its out channel feeds spaGrant (spagrant.go)
+
+	hitLog hitLog // rate-limits the lines any packet can cause (loglimit.go)
 }
 
 func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config) *loop {
@@ -73,6 +75,7 @@ func (l *loop) run(ctx context.Context, hits <-chan *hitBatch, hup <-chan os.Sig
 	for {
 		select {
 		case <-ctx.Done():
+			l.hitLog.summarize(l.log, l.now(), true)
 			return
 		case b := <-hits:
 			n := l.observeBatch(b)
@@ -95,6 +98,7 @@ func (l *loop) run(ctx context.Context, hits <-chan *hitBatch, hup <-chan os.Sig
 			l.decide(l.tm.Expire(now))
 			l.flush()
 			l.met.snapshot(l.m.Stats())
+			l.hitLog.summarize(l.log, now, false)
 		case <-hup:
 			if p := reload(); p != nil {
 				l.m.Update(p)
@@ -186,6 +190,8 @@ func (l *loop) flush() {
 // logDecision writes one line per event, as DESIGN.md's "Logs" section
 // says. Progress (stage, timeout) is debug: a spoofed flood makes one per
 // packet. Outcomes (open, close) and resets are info; every line has src.
+// Lines whose src proved nothing are rate-limited and say spoofable=true
+// (loglimit.go).
 func (l *loop) logDecision(d *knock.Decision) {
 	level := slog.LevelInfo
 	if d.Kind == knock.Stage || d.Kind == knock.Timeout {
@@ -195,7 +201,11 @@ func (l *loop) logDecision(d *knock.Decision) {
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 6)
+	spoof := spoofable(d)
+	if spoof && !l.hitLog.allow(d, l.now()) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 7)
 	attrs = append(attrs, slog.String("door", d.Door.Name), slog.String("src", d.Src.String()))
 	if d.Client != "" {
 		attrs = append(attrs, slog.String("client", d.Client))
@@ -212,6 +222,9 @@ func (l *loop) logDecision(d *knock.Decision) {
 		attrs = append(attrs, slog.String("ports", policy.FormatPorts(d.Door.Open)))
 	case knock.Reset:
 		attrs = append(attrs, slog.String("reason", d.Reason.String()), slog.String("hit", d.Hit.String()))
+	}
+	if spoof {
+		attrs = append(attrs, slog.Bool("spoofable", true))
 	}
 	l.log.LogAttrs(ctx, level, d.Kind.String(), attrs...)
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/sesame-knock/sesame/knock"
@@ -11,21 +12,29 @@ import (
 // use logs a warning.
 const lowOneTime = 10
 
-// useOneTime marks the sequence that just opened one-time door d.Door as
-// used in its file, before the grant is queued: a crash between the two
-// can lose a grant but never allow a reuse. It reports whether to grant.
-// The rewrite (temp file, fsync, rename, fsync of the directory) happens
-// on the loop goroutine, but only for a completed knock, never per packet.
+// useOneTime records the sequence that just opened one-time door d.Door as
+// used in the door's state file (in state_dir; the sequence file itself is
+// only read), before the grant is queued: a crash between the two can lose
+// a grant but never allow a reuse. It reports whether to grant. The
+// rewrite (temp file, fsync, rename, fsync of the directory) happens on
+// the loop goroutine, but only for a completed knock, never per packet.
 func (l *loop) useOneTime(d *knock.Decision) bool {
 	door := d.Door
 	if len(door.OneTime) == 0 || slices.Contains(l.used, door) {
 		// Already used in this batch: the matcher saw the old sequence.
-		l.log.Warn("one-time-refused", "door", door.Name, "src", d.Src.String(), "reason", "sequence already used")
+		l.log.Warn("one-time-refused", "door", door.Name, "src", d.Src.String(), "reason", "sequence already used", "spoofable", true)
 		return false
 	}
 	seq := door.OneTime[0]
-	if err := onetime.MarkUsed(door.OneTimeFile, seq.Line); err != nil {
-		l.log.Error("one-time-mark-failed", "door", door.Name, "src", d.Src.String(), "file", door.OneTimeFile, "line", seq.Line, "err", err, "note", "no grant: a sequence is granted only once marked used; fix the file and reload (SIGHUP)")
+	err := onetime.MarkUsed(door.OneTimeUsed, seq.Key)
+	if errors.Is(err, onetime.ErrUsed) {
+		// Recorded since the policy was read: refuse it, move on.
+		l.log.Warn("one-time-refused", "door", door.Name, "src", d.Src.String(), "line", seq.Line, "reason", "sequence already used", "spoofable", true)
+		l.used = append(l.used, door)
+		return false
+	}
+	if err != nil {
+		l.log.Error("one-time-mark-failed", "door", door.Name, "src", d.Src.String(), "file", door.OneTimeFile, "line", seq.Line, "state", door.OneTimeUsed, "err", err, "note", "no grant: a sequence is granted only once recorded used; fix state_dir and reload (SIGHUP)")
 		return false
 	}
 	left := len(door.OneTime) - 1

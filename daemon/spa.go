@@ -223,6 +223,7 @@ func (s *spaState) refused(d *policy.Door, client string, src netip.Addr, reason
 	if n > 0 {
 		attrs = append(attrs, slog.Uint64("suppressed", n))
 	}
+	attrs = append(attrs, slog.Bool("spoofable", true)) // no packet was accepted
 	s.log.LogAttrs(context.Background(), slog.LevelWarn, "spa-refused", attrs...)
 }
 

@@ -68,12 +68,15 @@ func (l *loop) spaGrant(r spaRequest) {
 }
 
 // spaRefused logs and counts a refusal of the loop's own checks. These
-// come only from holders of a client's keys, so they are not rate-limited.
+// come only from holders of a client's keys, so they are not rate-limited;
+// but the packet may be a copy resent from a forged source, so src is
+// spoofable.
 func (l *loop) spaRefused(r spaRequest, reason string, kv ...any) {
 	if l.spa != nil {
 		l.spa.met.refused.WithLabelValues(reason).Inc()
 	}
 	attrs := append([]any{"door", r.door.Name, "src", r.src.String(), "client", r.client.Name, "reason", reason}, kv...)
+	attrs = append(attrs, "spoofable", true)
 	l.log.Log(context.Background(), slog.LevelWarn, "spa-refused", attrs...)
 }
 

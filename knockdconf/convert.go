@@ -197,7 +197,7 @@ func (c *converter) door(s *Section) *door {
 	}
 	if d.oneTime != "" {
 		e, _ := s.Get("ONE_TIME_SEQUENCES")
-		d.notes = append(d.notes, fmt.Sprintf("one_time_sequences (line %d): sesame reads knockd's file format and, like knockd, comments out each line once used.", e.Line))
+		d.notes = append(d.notes, fmt.Sprintf("one_time_sequences (line %d): sesame reads knockd's file format (lines knockd commented out stay used) and records each sequence once used in state_dir; it never writes the file.", e.Line))
 		if d.seq != nil {
 			c.warn(e.Line, "[%s] both Sequence and One_Time_Sequences: knockd uses the one-time sequences; so does the converted door", s.Name)
 			d.seq = nil

@@ -76,10 +76,14 @@ func TestGolden(t *testing.T) {
 }
 
 // withOneTimeFiles points every one_time_sequences attribute of hcl at a
-// file, in knockd's format, that the test creates.
+// file, in knockd's format, that the test creates, and state_dir (where
+// their used sequences are recorded) at a directory of the test's.
 func withOneTimeFiles(t *testing.T, hcl []byte) []byte {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^(\s*one_time_sequences\s*=\s*)"[^"]*"`)
+	if re.Match(hcl) {
+		hcl = append([]byte("state_dir = \""+t.TempDir()+"\"\n"), hcl...)
+	}
 	return re.ReplaceAllFunc(hcl, func(m []byte) []byte {
 		path := filepath.Join(t.TempDir(), "sequences")
 		if err := os.WriteFile(path, []byte("# knockd one-time sequences\n4001,4002:udp,4003\n5001 5002 5003\n"), 0o600); err != nil {

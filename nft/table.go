@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNotOurs is returned by Ensure when a same-named table exists that
-// sesame did not create.
+// ErrNotOurs is returned by Ensure and Delete when a same-named table
+// exists that sesame did not create.
 var ErrNotOurs = errors.New("nftables table exists and was not created by sesame")
 
 // ErrNoTable is returned by Delete when the table does not exist.
@@ -200,6 +200,39 @@ func (t *Table) checkOwner() error {
 		t.name, n, setGuarded, ownerComment, ErrNotOurs)
 }
 
+// checkMarked returns nil when t's table carries sesame's marker, ErrNoTable
+// when there is no such table and ErrNotOurs otherwise (an empty table
+// too: unlike Ensure, which may take an empty table over, Delete removes
+// only what sesame made).
+func (t *Table) checkMarked() error {
+	w, err := dialWire(t.opts.netns)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	comment, err := w.setComment(t.name, setGuarded)
+	switch {
+	case err == nil && comment == ownerComment:
+		return nil
+	case err == nil:
+		return fmt.Errorf("table inet %s: its set %q has comment %q, not %q: %w", t.name, setGuarded, comment, ownerComment, ErrNotOurs)
+	case !errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("inspect table inet %s: %w", t.name, err)
+	}
+	c, err := t.conn()
+	if err != nil {
+		return err
+	}
+	tbl, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet)
+	switch {
+	case errors.Is(err, unix.ENOENT) || (err == nil && tbl == nil):
+		return fmt.Errorf("table inet %s: %w", t.name, ErrNoTable)
+	case err != nil:
+		return fmt.Errorf("list table inet %s: %w", t.name, err)
+	}
+	return fmt.Errorf("table inet %s has no set %q with comment %q: %w", t.name, setGuarded, ownerComment, ErrNotOurs)
+}
+
 // Grant opens ports for src for ttl (one element per port, its comment the
 // door); a grant that is still live restarts its timer.
 func (t *Table) Grant(src netip.Addr, door string, ports []policy.PortProto, ttl time.Duration) error {
@@ -211,10 +244,15 @@ func (t *Table) Revoke(src netip.Addr, ports []policy.PortProto) error {
 	return t.Apply(nil, []Revoke{{Src: src, Ports: ports}})
 }
 
-// Delete removes the whole table, grants included.
+// Delete removes the whole table, grants included. It removes only a table
+// that carries sesame's marker (the comment ownerComment on its guarded
+// set): ErrNotOurs for any other, ErrNoTable when there is none.
 func (t *Table) Delete() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.checkMarked(); err != nil {
+		return err
+	}
 	c, err := t.conn()
 	if err != nil {
 		return err

@@ -189,6 +189,40 @@ func TestErrNotOurs(t *testing.T) {
 	}
 }
 
+// Delete removes only a table that carries sesame's marker: not a foreign
+// table, not even an empty one (Ensure may take that over, Delete may not).
+func TestDeleteOnlyOurs(t *testing.T) {
+	ns := nstest.New(t, "nft")
+	ns.Exec(t, "nft", "add", "table", "inet", "sesame")
+	ns.Exec(t, "nft", "add", "chain", "inet", "sesame", "foo")
+	if err := newTable(t, ns).Delete(); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("Delete of a foreign table: %v, want ErrNotOurs", err)
+	}
+	ns.Exec(t, "nft", "add", "table", "inet", "empty")
+	other, err := New("empty", WithNetNS(ns.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Delete(); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("Delete of a foreign empty table: %v, want ErrNotOurs", err)
+	}
+	ns.Exec(t, "nft", "list", "table", "inet", "sesame") // both still there
+	ns.Exec(t, "nft", "list", "table", "inet", "empty")
+
+	ns2 := nstest.New(t, "nft")
+	tbl := newTable(t, ns2)
+	if err := tbl.Delete(); !errors.Is(err, ErrNoTable) {
+		t.Errorf("Delete with no table: %v, want ErrNoTable", err)
+	}
+	mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
+	if err := tbl.Delete(); err != nil {
+		t.Errorf("Delete of sesame's own table: %v", err)
+	}
+	if out, err := ns2.Try("nft", "list", "table", "inet", "sesame"); err == nil {
+		t.Errorf("table still there after Delete:\n%s", out)
+	}
+}
+
 func TestGrantShowsInKernel(t *testing.T) {
 	ns := nstest.New(t, "nft")
 	tbl := newTable(t, ns)

@@ -1,22 +1,22 @@
-// Package onetime reads and updates knockd-style one-time sequence files:
-// one knock sequence per line, ports written PORT, PORT:PROTO or PORT/PROTO
-// and separated by commas and/or spaces; blank lines and lines whose first
-// non-blank character is "#" are ignored. A used sequence is marked by
-// commenting its line out ("#" in front), as knockd does, but by rewriting
-// the whole file atomically (temporary file in the same directory, fsync,
-// rename, fsync of the directory) rather than poking bytes in place: a crash
-// leaves either the old or the new file, never a torn one.
+// Package onetime reads knockd-style one-time sequence files and keeps the
+// record of the sequences used. A sequence file holds one knock sequence
+// per line, ports written PORT, PORT:PROTO or PORT/PROTO and separated by
+// commas and/or spaces; blank lines and lines whose first non-blank
+// character is "#" are ignored (knockd, and sesame before it kept its
+// state in state_dir, marked a used line by commenting it out: such lines
+// stay used). sesame never writes the sequence file: it may live on a
+// read-only /etc. Used sequences are recorded in a state file of their own
+// (state.go), by a hash of their steps, so that editing the sequence file
+// (reordering, reformatting, adding lines) never makes a used one usable.
 package onetime
 
 import (
-	"bytes"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/sesame-knock/sesame/internal/atomicfile"
 )
 
 // Step is one knock port: a port and "tcp" or "udp".
@@ -29,6 +29,23 @@ type Step struct {
 type Seq struct {
 	Line  int
 	Steps []Step
+}
+
+// Key identifies the sequence in the state file: the SHA-256, in hex, of
+// its steps written "PORT/proto,PORT/proto,...". Two lines with the same
+// steps, however written, have the same key.
+func (s Seq) Key() string {
+	var b strings.Builder
+	for i, st := range s.Steps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(st.Port)))
+		b.WriteByte('/')
+		b.WriteString(st.Proto)
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:])
 }
 
 // MaxSteps bounds a sequence, as sesame's sequence attribute does.
@@ -104,35 +121,4 @@ func parseLine(line string) ([]Step, error) {
 		steps = append(steps, s)
 	}
 	return steps, nil
-}
-
-// ErrChanged means the line to mark is no longer an unused sequence: the
-// file changed behind the daemon's back.
-var ErrChanged = errors.New("the line is no longer an unused sequence")
-
-// MarkUsed comments out line (1-based) of the file at path by writing a new
-// file and renaming it over the old one. The new file keeps the old one's
-// mode. It returns once the rename is durable.
-func MarkUsed(path string, line int) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	lines := bytes.Split(b, []byte("\n"))
-	if line < 1 || line > len(lines) {
-		return fmt.Errorf("line %d of %s: %w", line, path, ErrChanged)
-	}
-	l := lines[line-1]
-	if t := bytes.TrimSpace(l); len(t) == 0 || t[0] == '#' {
-		return fmt.Errorf("line %d of %s: %w", line, path, ErrChanged)
-	}
-	lines[line-1] = append([]byte("#"), l...)
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(path, bytes.Join(lines, []byte("\n")), st.Mode().Perm()); err != nil {
-		return fmt.Errorf("mark sequence used: %w", err)
-	}
-	return nil
 }

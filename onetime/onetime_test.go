@@ -2,8 +2,6 @@ package onetime
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -30,28 +28,20 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestMarkUsed(t *testing.T) {
+// Key depends on the steps only, not on how the line is written.
+func TestKey(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "s")
-	if err := os.WriteFile(path, []byte("1,2,3\n4,5,6\n"), 0o640); err != nil {
+	seqs, err := Parse([]byte("7000,8000:udp,9000\n 7000/TCP 8000/UDP\t9000:tcp\n7000,8000,9000\n"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := MarkUsed(path, 1); err != nil {
-		t.Fatal(err)
+	if seqs[0].Key() != seqs[1].Key() {
+		t.Errorf("the same steps written two ways have keys %s and %s", seqs[0].Key(), seqs[1].Key())
 	}
-	if err := MarkUsed(path, 1); !errors.Is(err, ErrChanged) {
-		t.Errorf("marking a used line again: %v, want ErrChanged", err)
+	if seqs[0].Key() == seqs[2].Key() {
+		t.Errorf("8000/udp and 8000/tcp sequences share key %s", seqs[0].Key())
 	}
-	b, _ := os.ReadFile(path)
-	st, _ := os.Stat(path)
-	if string(b) != "#1,2,3\n4,5,6\n" || st.Mode().Perm() != 0o640 {
-		t.Errorf("file %q mode %v, want the first line commented and mode 0640", b, st.Mode())
-	}
-	seqs, err := Read(path)
-	if err != nil || len(seqs) != 1 || seqs[0].Line != 2 {
-		t.Errorf("Read after MarkUsed = %v, %v; want line 2 only", seqs, err)
-	}
-	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
-		t.Errorf("%d files in the directory, want 1 (no temp file left)", len(ents))
+	if k := seqs[0].Key(); len(k) != 64 {
+		t.Errorf("key %q: want 64 hex digits", k)
 	}
 }

@@ -51,10 +51,15 @@ func (d Diagnostics) Write(w io.Writer, color bool) error {
 }
 
 // Error returns one line per diagnostic in the form
-// "file:line,col-col: summary; detail".
+// "file:line,col-col: summary; detail", or "summary; detail" for one
+// without a position (an unreadable file).
 func (d Diagnostics) Error() string {
 	lines := make([]string, len(d.diags))
 	for i, x := range d.diags {
+		if x.Subject == nil { // hcl's Error would print "<nil>: "
+			lines[i] = x.Summary + "; " + x.Detail
+			continue
+		}
 		lines[i] = x.Error()
 	}
 	return strings.Join(lines, "\n")

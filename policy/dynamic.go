@@ -250,8 +250,26 @@ func (v *validator) oneTime(rd *rawDoor, d *Door) {
 		return
 	}
 	d.OneTimeFile = path
+	if !validDoorName(rd.Name) {
+		return // reported; the name makes the state file's name
+	}
+	d.OneTimeUsed = onetime.StateFile(v.stateDirPath, rd.Name)
+	if err := onetime.CheckWritable(v.stateDirPath); err != nil {
+		v.add(errorf(rng, "One-time state not writable", "Door %q records each sequence it grants in %s before the grant, but %v: the door could never open. Make state_dir writable for the daemon (the packaged unit's StateDirectory= provides /var/lib/sesame; ProtectSystem=strict makes everything else read-only) or set state_dir. %s itself is only read.", rd.Name, d.OneTimeUsed, err, path))
+		return
+	}
+	used, err := onetime.ReadUsed(d.OneTimeUsed)
+	if err != nil {
+		v.add(errorf(rng, "Unreadable one-time state", "Door %q: %v. That file records which sequences of %s were used; without it sesame cannot tell, so the door stays shut. Restore it, or delete it to make every uncommented line usable again.", rd.Name, err, path))
+		return
+	}
 	for _, sq := range seqs {
-		o := OneTimeSeq{Line: sq.Line}
+		key := sq.Key()
+		if used[key] {
+			continue
+		}
+		used[key] = true // a repeated line is the same sequence: once
+		o := OneTimeSeq{Line: sq.Line, Key: key}
 		for _, st := range sq.Steps {
 			p, _ := ParseProto(st.Proto)
 			o.Steps = append(o.Steps, PortProto{Port: st.Port, Proto: p})
@@ -259,7 +277,7 @@ func (v *validator) oneTime(rd *rawDoor, d *Door) {
 		d.OneTime = append(d.OneTime, o)
 	}
 	if len(d.OneTime) == 0 {
-		v.add(warnf(rng, "One-time sequences exhausted", "%s has no unused sequence: door %q refuses every knock until you add sequences and reload (SIGHUP).", path, rd.Name))
+		v.add(warnf(rng, "One-time sequences exhausted", "%s has no unused sequence (used ones are recorded in %s): door %q refuses every knock until you add sequences and reload (SIGHUP).", path, d.OneTimeUsed, rd.Name))
 		return
 	}
 	d.Sequence = d.OneTime[0].Steps

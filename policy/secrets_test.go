@@ -57,8 +57,8 @@ var (
 		Open:     []PortProto{tcp(2223)}, OpenFor: DefaultOpenFor, HookTimeout: DefaultHookTimeout,
 		OneTimeFile: "testdata/reference.seqs",
 		OneTime: []OneTimeSeq{
-			{Line: 2, Steps: []PortProto{tcp(7501), udp(7502), tcp(7503)}},
-			{Line: 4, Steps: []PortProto{tcp(7521), udp(7522), tcp(7523)}},
+			{Line: 2, Steps: []PortProto{tcp(7501), udp(7502), tcp(7503)}, Key: oneTimeKey("7501 7502/udp 7503")},
+			{Line: 4, Steps: []PortProto{tcp(7521), udp(7522), tcp(7523)}, Key: oneTimeKey("7521 7522/udp 7523")},
 		},
 	}
 )

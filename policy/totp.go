@@ -37,6 +37,7 @@ type Client struct {
 type OneTimeSeq struct {
 	Line  int // 1-based line in the file
 	Steps []PortProto
+	Key   string // onetime.Seq.Key: what the door's state file records once used
 }
 
 // PortRange is an inclusive range of ports of one protocol.

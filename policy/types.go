@@ -171,7 +171,8 @@ type Door struct {
 	TOTP        *TOTP         // a TOTP door (see totp.go); Sequence is then nil
 	SPA         *SPA          // an SPA door (see spa.go); Sequence is then nil
 	Clients     []Client      // a TOTP or SPA door's clients, each with its own secret
-	OneTimeFile string        // one_time_sequences; "" when unset
+	OneTimeFile string        // one_time_sequences; "" when unset (sesame only reads it)
+	OneTimeUsed string        // the state file recording its used sequences (onetime.StateFile)
 	OneTime     []OneTimeSeq  // its unused sequences, in file order; Sequence is OneTime[0] (nil when exhausted)
 	OnOpen      []string      // hook argv run after a grant; nil when unset
 	OnClose     []string      // hook argv run after a close sequence's revoke
@@ -188,7 +189,8 @@ type Policy struct {
 	// MetricsListen is where the Prometheus endpoint listens, a validated
 	// "IP:port" (netip.AddrPort's form); "" (the default) means none.
 	MetricsListen string
-	// StateDir holds state that outlives a restart (the SPA replay cache).
+	// StateDir holds state that outlives a restart (the SPA replay cache,
+	// burned TOTP sequences, used one-time sequences).
 	StateDir string
 }
 

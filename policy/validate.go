@@ -50,6 +50,7 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 		p.MetricsListen = v.metricsListen(raw.Metrics)
 	}
 	p.StateDir = v.stateDir(raw.StateDir)
+	v.stateDirPath = p.StateDir
 
 	seen := make(map[string]hcl.Range)
 	var srcs []doorSrc

@@ -52,8 +52,9 @@ func ParsePortProto(s string) (PortProto, error) {
 // validator accumulates diagnostics while it turns raw values into typed
 // ones.
 type validator struct {
-	file  string
-	diags hcl.Diagnostics
+	file         string
+	diags        hcl.Diagnostics
+	stateDirPath string // the policy's state_dir, once validated
 }
 
 func (v *validator) add(d ...*hcl.Diagnostic) { v.diags = append(v.diags, d...) }

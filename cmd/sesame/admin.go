@@ -32,6 +32,15 @@ func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// verbUsage returns a flag set's Usage: the verb's synopsis, then its
+// flags.
+func verbUsage(fs *flag.FlagSet, synopsis string) func() {
+	return func() {
+		fmt.Fprintf(fs.Output(), "usage: sesame %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+}
+
 // adminTarget loads the config and resolves DOOR and ADDR for grant and
 // revoke.
 func adminTarget(verb, path string, pos []string, stderr io.Writer) (*policy.Policy, *policy.Door, netip.Addr, bool) {
@@ -104,11 +113,12 @@ func openTable(verb string, p *policy.Policy, stderr io.Writer) (*nft.Table, boo
 
 func grantMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("grant", stderr)
+	fs.Usage = verbUsage(fs, "grant [-c FILE] [--for DURATION] DOOR ADDR")
 	path := fs.String("c", policy.DefaultPath, "config `file`")
 	dur := fs.Duration("for", 0, "how long the grant lasts (default: the door's open_for)")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
-		return 2
+		return flagStatus(err)
 	}
 	p, d, a, ok := adminTarget("grant", *path, pos, stderr)
 	if !ok {
@@ -137,10 +147,11 @@ func grantMain(args []string, stdout, stderr io.Writer) int {
 
 func revokeMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("revoke", stderr)
+	fs.Usage = verbUsage(fs, "revoke [-c FILE] DOOR ADDR")
 	path := fs.String("c", policy.DefaultPath, "config `file`")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
-		return 2
+		return flagStatus(err)
 	}
 	p, d, a, ok := adminTarget("revoke", *path, pos, stderr)
 	if !ok {
@@ -162,17 +173,21 @@ func revokeMain(args []string, stdout, stderr io.Writer) int {
 func downMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("down", stderr)
 	path := fs.String("c", policy.DefaultPath, "config `file` (for the table name)")
-	table := fs.String("table", "", "nftables table `name` (default: from the config, else sesame)")
+	table := fs.String("table", "", "nftables table `name` (default: the config's)")
 	yes := fs.Bool("yes", false, "really remove the table")
-	if parse(fs, args) != nil {
-		return 2
+	if err := parse(fs, args); err != nil {
+		return flagStatus(err)
 	}
 	name := *table
 	if name == "" {
-		name = policy.DefaultTable
-		if p, diags := policy.Load(*path); !diags.HasErrors() {
-			name = p.Table
+		p, diags := policy.Load(*path)
+		if diags.HasErrors() {
+			diags.Write(stderr, false)
+			fmt.Fprintf(stderr, "sesame down: %s does not load, so the table name is unknown: nothing removed.\n"+
+				"Fix the config, or name the table: sesame down --table NAME --yes\n", *path)
+			return 1
 		}
+		name = p.Table
 	}
 	if !*yes {
 		fmt.Fprintf(stderr, "sesame down: this removes table inet %s with every grant in it, and opens the guarded ports to everyone\n"+
@@ -190,6 +205,10 @@ func downMain(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, nft.ErrNoTable) {
 		fmt.Fprintf(stdout, "table inet %s does not exist: nothing to remove\n", name)
 		return 0
+	}
+	if errors.Is(err, nft.ErrNotOurs) {
+		fmt.Fprintf(stderr, "sesame down: %v\nsesame did not create table inet %s: refusing to remove it (nft delete table inet %s does, if you mean it)\n", err, name, name)
+		return 1
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame down: %v\n", explainStatus(err))

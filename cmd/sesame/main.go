@@ -27,7 +27,7 @@ verbs:
           open DOOR's ports for ADDR by hand (default: its open_for)
   revoke  [-c FILE] DOOR ADDR
           close them again before the grant expires
-  down    [-c FILE] --yes
+  down    [-c FILE] [--table NAME] --yes
           remove the nftables table (uninstall; stop the daemon first)
   knock   [-u] [-d MS] [-4|-6] [-v] [--wait PORT] HOST PORT[:PROTO]...
           send a knock sequence

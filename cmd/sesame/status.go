@@ -28,8 +28,8 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("c", policy.DefaultPath, "config `file` (for the table name)")
 	table := fs.String("table", "", "nftables table `name` (default: from the config, else sesame)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if parse(fs, args) != nil {
-		return 2
+	if err := parse(fs, args); err != nil {
+		return flagStatus(err)
 	}
 	name := *table
 	var doors []statusDoor

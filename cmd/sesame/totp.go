@@ -127,8 +127,8 @@ func keygenMain(args []string, stdout, stderr io.Writer) int {
 	force := fs.Bool("force", false, "overwrite FILE")
 	spaKeys := fs.Bool("spa", false, "write SPA keys (fwknop format)")
 	server := fs.String("server", "", "the server's name in the ~/.fwknoprc stanza (--spa)")
-	if parse(fs, args) != nil {
-		return 2
+	if err := parse(fs, args); err != nil {
+		return flagStatus(err)
 	}
 	if *spaKeys {
 		return keygenSPA(*out, *force, *server, stdout, stderr) // spa.go

@@ -38,6 +38,15 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// flagStatus is the exit status after a flag error: 0 when the user asked
+// for help (-h, --help; the usage went to stderr), 2 otherwise.
+func flagStatus(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 func versionMain(stdout io.Writer) int {
 	fmt.Fprintf(stdout, "sesame %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return 0
@@ -47,8 +56,8 @@ func checkMain(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	path := fs.String("c", policy.DefaultPath, "config `file`")
 	ruleset := fs.Bool("ruleset", false, "print the nftables ruleset that would be installed")
-	if parse(fs, args) != nil {
-		return 2
+	if err := parse(fs, args); err != nil {
+		return flagStatus(err)
 	}
 	p, diags := policy.Load(*path)
 	if len(diags.All()) > 0 {
@@ -70,8 +79,8 @@ func runMain(args []string, stderr io.Writer) int {
 	path := fs.String("c", policy.DefaultPath, "config `file`")
 	format := fs.String("log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if parse(fs, args) != nil {
-		return 2
+	if err := parse(fs, args); err != nil {
+		return flagStatus(err)
 	}
 	log, err := newLogger(stderr, *format, *level)
 	if err != nil {

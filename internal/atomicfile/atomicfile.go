@@ -1,7 +1,7 @@
 // Package atomicfile replaces files so that a crash leaves either the old
 // content or the new, never a mix: write a temporary file in the same
 // directory, fsync it, rename it over the target, fsync the directory.
-// sesame keeps its state this way (one-time sequence files, the SPA replay
+// sesame keeps its state this way (used one-time sequences, the SPA replay
 // cache, burned TOTP sequences).
 package atomicfile
 

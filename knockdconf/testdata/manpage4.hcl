@@ -4,7 +4,7 @@
 # LogFile = /var/log/knockd.log (line 2): not converted; sesame logs to stderr (the journal under systemd).
 
 # [opencloseSMTP] (line 4)
-# one_time_sequences (line 5): sesame reads knockd's file format and, like knockd, comments out each line once used.
+# one_time_sequences (line 5): sesame reads knockd's file format (lines knockd commented out stay used) and records each sequence once used in state_dir; it never writes the file.
 door "opencloseSMTP" {
   one_time_sequences = "/etc/knockd/smtp_sequences"
   seq_timeout    = "15s"

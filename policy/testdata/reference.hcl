@@ -88,8 +88,9 @@ door "vault" {
 }
 
 # A one-time door (knockd's One_Time_Sequences): the file holds one
-# sequence per line; each works once, in order, and is then commented out
-# (the file is rewritten atomically). SIGHUP re-reads it.
+# sequence per line; each works once, in order. sesame only reads the
+# file: the used ones are recorded in state_dir (one-time-once); lines
+# commented out are skipped. SIGHUP re-reads it.
 door "once" {
   one_time_sequences = "reference.seqs"
   open               = ["2223/tcp"]
@@ -120,6 +121,7 @@ door "spa" {
   max_open_for = "5m"                  # cap on a client-requested timeout (fwknop -f); default 5m
 }
 
-# Where sesame keeps state across restarts (the SPA replay cache). Default
-# "/var/lib/sesame" (the systemd unit's StateDirectory).
+# Where sesame keeps state across restarts (the SPA replay cache, burned
+# TOTP sequences, used one-time sequences); the daemon must be able to
+# write it. Default "/var/lib/sesame" (the systemd unit's StateDirectory).
 state_dir = "/var/lib/sesame"
