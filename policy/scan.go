@@ -198,9 +198,13 @@ func FlagsRisk(name string, flags TCPFlags, odds string) (ScanRisk, bool) {
 	if odds != "" {
 		chance = fmt.Sprintf(": each full one opens it with odds %s, as a SYN scan does a door with the default \"syn,!ack\"", odds)
 	}
+	conns := ""
+	if flags.Match(FlagACK) || flags.Match(FlagACK|FlagPSH) {
+		conns = " These flags pass the packets of established connections too: sesame would capture the TCP traffic of every connection to this host, and a knocking client's own connections would reset its progress."
+	}
 	return ScanRisk{"tcp_flags count scan probes", fmt.Sprintf(
-		"tcp_flags %q passes the probes of %s scans, so those scans count as knocks on door %q, not only SYN scans%s. sesame captures every TCP packet that these flags pass, to any port of this host. Prefer the default.",
-		flags, andList(kinds), name, chance), true}, true
+		"tcp_flags %q passes the probes of %s scans, so those scans count as knocks on door %q, not only SYN scans%s. sesame captures every TCP packet that these flags pass, to any port of this host.%s Prefer the default.",
+		flags, andList(kinds), name, chance, conns), true}, true
 }
 
 // portOrder returns "ascending" or "descending" when every step is the

@@ -174,6 +174,10 @@ func TestScanRisks(t *testing.T) {
 		{"7000/tcp,7001/udp,7002/tcp", policy.DefaultTCPFlags, nil}, // no one-protocol sweep sends them back to back
 		{"7000/tcp,8000/tcp,9000/tcp", fin, []string{"tcp_flags count scan probes: FIN and Xmas scans"}},
 		{"7000/udp,8000/udp,9000/udp", fin, nil}, // flags do not apply to UDP steps
+		{"7000/tcp,8000/tcp,9000/tcp", policy.TCPFlags{Mask: policy.FlagSYN, Want: 0}, []string{
+			"tcp_flags count scan probes: NULL, FIN, Xmas, ACK and Maimon scans"}},
+		{"7000/tcp,8000/tcp,9000/tcp", policy.TCPFlags{Mask: policy.FlagACK, Want: policy.FlagACK}, []string{
+			"tcp_flags count scan probes: the packets of established connections too"}},
 		{"7000/tcp,7001/tcp", fin, []string{
 			"Short knock sequence: 1 in 65535",
 			"Knock steps in port order: ascending",
