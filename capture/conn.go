@@ -1,8 +1,9 @@
 // Package capture watches one network interface for knock packets: a raw
 // AF_PACKET socket in datagram mode with a classic BPF filter built from the
 // policy, so that the kernel drops everything but packets arriving for this
-// host that go to a knock port or are a bare TCP SYN, and a pure decoder
-// that turns each datagram into a knock.Hit without allocating.
+// host that could be a knock step of some door, at any port (Filter), and a
+// pure decoder that turns each datagram into a knock.Hit without
+// allocating.
 package capture
 
 import (
@@ -63,7 +64,7 @@ type Conn struct {
 	pc     *packet.Conn
 	rc     syscall.RawConn
 	closed atomic.Bool
-	knock  atomic.Pointer[portSet]
+	want   atomic.Pointer[wantSet]
 
 	// Read state, owned by the single reader: the buffer and the result of
 	// readFn, which is built once so that a read allocates nothing.
@@ -137,7 +138,7 @@ func newConn(pc *packet.Conn, p *policy.Policy, o options) (*Conn, error) {
 		return nil, fmt.Errorf("packet socket: %w", err)
 	}
 	c := &Conn{pc: pc, rc: rc}
-	c.knock.Store(knockSet(p))
+	c.want.Store(newWantSet(p))
 	c.readFn = func(fd uintptr) bool {
 		c.n, c.err = unix.Read(int(fd), c.buf[:])
 		return c.err != unix.EAGAIN && c.err != unix.EINTR
@@ -212,7 +213,7 @@ func (c *Conn) SetPolicy(p *policy.Policy) error {
 		}
 		return fmt.Errorf("attach capture filter: %w", err)
 	}
-	c.knock.Store(knockSet(p))
+	c.want.Store(newWantSet(p))
 	return nil
 }
 
@@ -223,9 +224,10 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.pc.SetReadDeadline(
 
 // ReadHit blocks until a hit arrives and fills h (with h.At set to the time
 // it was read), until the Conn is closed (ErrClosed), or until a real error
-// occurs. Packets that Decode rejects, and packets that are neither to a
-// knock port nor a bare SYN (possible for a moment after SetPolicy, or with
-// a large port set), are skipped. It allocates nothing in steady state.
+// occurs. Packets that Decode rejects, and packets that the filter's rule
+// does not want (IPv6 with extension headers, or a packet queued under the
+// previous filter for a moment after SetPolicy), are skipped. It allocates
+// nothing in steady state.
 func (c *Conn) ReadHit(h *knock.Hit) error {
 	if c.ring != nil {
 		_, err := c.ReadHits(c.one[:])
@@ -254,15 +256,8 @@ func (c *Conn) ReadHit(h *knock.Hit) error {
 	}
 }
 
-// wanted applies the filter's port rule in user space.
-func (c *Conn) wanted(h *knock.Hit) bool {
-	if h.Proto == policy.TCP && uint32(h.Flags)&synAckMask == bareSYN {
-		return true
-	}
-	s := c.knock.Load()
-	s.keepSPAPayload(h)
-	return s.has(h.Proto, h.Port)
-}
+// wanted applies the filter's rule in user space (wantSet).
+func (c *Conn) wanted(h *knock.Hit) bool { return c.want.Load().wanted(h) }
 
 // Stats returns the socket's counters since Open. The kernel resets its
 // counters on every read, so the Conn adds them up.
@@ -296,33 +291,4 @@ func (c *Conn) Close() error {
 		c.rmu.Unlock()
 	}
 	return err
-}
-
-// portSet is an immutable bitmap of knock ports per protocol (SPA ports
-// among the udp ones, and in spa too).
-type portSet struct {
-	tcp, udp, spa [65536 / 64]uint64
-}
-
-func newPortSet(pp []policy.PortProto) *portSet {
-	s := new(portSet)
-	for _, p := range pp {
-		switch p.Proto {
-		case policy.TCP:
-			s.tcp[p.Port/64] |= 1 << (p.Port % 64)
-		case policy.UDP:
-			s.udp[p.Port/64] |= 1 << (p.Port % 64)
-		}
-	}
-	return s
-}
-
-func (s *portSet) has(proto policy.Proto, port uint16) bool {
-	switch proto {
-	case policy.TCP:
-		return s.tcp[port/64]&(1<<(port%64)) != 0
-	case policy.UDP:
-		return s.udp[port/64]&(1<<(port%64)) != 0
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -110,10 +111,40 @@ func knockPolicy(pp ...policy.PortProto) *policy.Policy {
 	return &policy.Policy{Doors: []policy.Door{{Name: "t", Sequence: pp, TCPFlags: policy.DefaultTCPFlags}}}
 }
 
-// readUntil reads hits until one to the sentinel port arrives. Packets on
-// one veth are queued in order, so every packet sent before the sentinel
-// has been seen (or filtered) by then.
-func readUntil(t *testing.T, c *Conn, sentinel uint16) []knock.Hit {
+// rawTCP sends one TCP segment with the given flags to addr ("IP:port")
+// from a raw socket: the scan probes (FIN, NULL, Xmas...) that a connect
+// cannot make. The kernel adds the IP header; the checksum is left zero,
+// which capture does not check (the receiving TCP stack drops the segment
+// after capture has seen it).
+func rawTCP(addr string, flags uint8) func() error {
+	return func() error {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return err
+		}
+		family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Addr: ap.Addr().As16()})
+		if ap.Addr().Is4() {
+			family, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4()}
+		}
+		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		if err != nil {
+			return fmt.Errorf("raw socket: %w", err)
+		}
+		defer unix.Close(fd)
+		var h [20]byte
+		binary.BigEndian.PutUint16(h[0:], 40000)
+		binary.BigEndian.PutUint16(h[2:], ap.Port())
+		h[12] = 5 << 4
+		h[13] = flags
+		binary.BigEndian.PutUint16(h[14:], 1024)
+		return unix.Sendto(fd, h[:], 0, sa)
+	}
+}
+
+// readUntil reads hits until one to the sentinel arrives. Packets on one
+// veth are queued in order, so every packet sent before the sentinel has
+// been seen (or filtered) by then.
+func readUntil(t *testing.T, c *Conn, proto policy.Proto, sentinel uint16) []knock.Hit {
 	t.Helper()
 	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
@@ -129,7 +160,7 @@ func readUntil(t *testing.T, c *Conn, sentinel uint16) []knock.Hit {
 		}
 		h.At = time.Time{}
 		got = append(got, h)
-		if h.Proto == policy.UDP && h.Port == sentinel {
+		if h.Proto == proto && h.Port == sentinel {
 			return got
 		}
 	}
@@ -167,64 +198,81 @@ func testConn(t *testing.T, wantRing bool, opts ...Option) {
 		t.Errorf("Ring() = %v, want %v", c.Ring(), wantRing)
 	}
 
+	// A door has a UDP step: every UDP datagram counts, at any port; TCP
+	// only as bare SYNs (the door's default flags).
 	send(t, ns2,
 		dialSYN("192.0.2.1:7000"),
 		udp("192.0.2.1:8000"),
-		udp("192.0.2.1:9999"), // not a knock port
+		udp("192.0.2.1:9999"),                                       // not a knock port: still a step of a sweep
+		rawTCP("192.0.2.1:7000", policy.FlagFIN),                    // dropped by the kernel
+		rawTCP("192.0.2.1:7000", policy.FlagSYN|policy.FlagACK),     // dropped by the kernel
+		rawTCP("[2001:db8::1]:7000", policy.FlagACK|policy.FlagPSH), // dropped by the kernel
 		dialSYN("[2001:db8::1]:7000"),
 		dialSYN("[2001:db8::1]:22"), // bare SYN to another port
 		udp("[2001:db8::1]:9999"),
 		udpDstOpts("[2001:db8::1]:8000"), // passed by the filter, walked by Decode
-		udpDstOpts("[2001:db8::1]:9999"), // passed by the filter, dropped in user space
+		udpDstOpts("[2001:db8::1]:9999"),
 	)
-	// Outgoing SYNs to a knock port must not show up.
+	// Outgoing packets must not show up.
 	send(t, ns1, dialSYN("192.0.2.2:7000"), dialSYN("[2001:db8::2]:7000"), udp("192.0.2.2:8000"))
 	send(t, ns2, udp("192.0.2.1:8500"))
 
 	want := []knock.Hit{
 		{Src: a2, Dst: a1, Proto: policy.TCP, Port: 7000, Flags: policy.FlagSYN},
 		{Src: a2, Dst: a1, Proto: policy.UDP, Port: 8000},
+		{Src: a2, Dst: a1, Proto: policy.UDP, Port: 9999},
 		{Src: b2, Dst: b1, Proto: policy.TCP, Port: 7000, Flags: policy.FlagSYN},
 		{Src: b2, Dst: b1, Proto: policy.TCP, Port: 22, Flags: policy.FlagSYN},
+		{Src: b2, Dst: b1, Proto: policy.UDP, Port: 9999},
 		{Src: b2, Dst: b1, Proto: policy.UDP, Port: 8000},
+		{Src: b2, Dst: b1, Proto: policy.UDP, Port: 9999},
 		{Src: a2, Dst: a1, Proto: policy.UDP, Port: 8500},
 	}
-	got := readUntil(t, c, 8500)
+	got := readUntil(t, c, policy.UDP, 8500)
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Fatalf("hits (-want +got):\n%s", diff)
 	}
 
 	// The kernel filter, not user space, dropped the rest: only the wanted
-	// packets and the two with an extension header reached the socket. The
-	// counters add up across reads.
+	// packets reached the socket. The counters add up across reads.
 	st, err := c.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Stats{Packets: uint64(len(want) + 1)}, st); diff != "" {
+	if diff := cmp.Diff(Stats{Packets: uint64(len(want))}, st); diff != "" {
 		t.Errorf("Stats (-want +got):\n%s", diff)
 	}
 	if st2, err := c.Stats(); err != nil || st2 != st {
 		t.Errorf("second Stats = %+v, %v; want %+v", st2, err, st)
 	}
 
-	// Reload: 8000/udp is no longer a knock port, 9999/udp is.
-	p2 := knockPolicy(
-		policy.PortProto{Port: 9999, Proto: policy.UDP},
-		policy.PortProto{Port: 8500, Proto: policy.UDP})
+	// Reload to TCP steps only, with knockd's "fin,!ack": UDP no longer
+	// counts anywhere; FIN and Xmas probes do, at any port.
+	p2 := knockPolicy(policy.PortProto{Port: 7100, Proto: policy.TCP}, policy.PortProto{Port: 7200, Proto: policy.TCP})
+	p2.Doors[0].TCPFlags = policy.TCPFlags{Mask: policy.FlagFIN | policy.FlagACK, Want: policy.FlagFIN}
 	if err := c.SetPolicy(p2); err != nil {
 		t.Fatal(err)
 	}
-	send(t, ns2, udp("192.0.2.1:8000"), udp("[2001:db8::1]:9999"), udp("192.0.2.1:8500"))
+	xmas := policy.FlagFIN | policy.FlagPSH | policy.FlagURG
+	send(t, ns2,
+		udp("192.0.2.1:8000"), udp("[2001:db8::1]:7100"), // dropped
+		rawTCP("[2001:db8::1]:22", policy.FlagFIN),
+		rawTCP("192.0.2.1:5", xmas),
+		rawTCP("192.0.2.1:7100", policy.FlagFIN|policy.FlagACK), // dropped
+		rawTCP("192.0.2.1:7100", 0),                             // NULL: dropped
+		dialSYN("192.0.2.1:23"),                                 // a bare SYN always passes
+		rawTCP("192.0.2.1:7200", policy.FlagFIN))
 	want = []knock.Hit{
-		{Src: b2, Dst: b1, Proto: policy.UDP, Port: 9999},
-		{Src: a2, Dst: a1, Proto: policy.UDP, Port: 8500},
+		{Src: b2, Dst: b1, Proto: policy.TCP, Port: 22, Flags: policy.FlagFIN},
+		{Src: a2, Dst: a1, Proto: policy.TCP, Port: 5, Flags: xmas},
+		{Src: a2, Dst: a1, Proto: policy.TCP, Port: 23, Flags: policy.FlagSYN},
+		{Src: a2, Dst: a1, Proto: policy.TCP, Port: 7200, Flags: policy.FlagFIN},
 	}
-	if diff := cmp.Diff(want, readUntil(t, c, 8500), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+	if diff := cmp.Diff(want, readUntil(t, c, policy.TCP, 7200), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Fatalf("hits after SetPolicy (-want +got):\n%s", diff)
 	}
-	if st, err := c.Stats(); err != nil || st.Packets != 9 {
-		t.Errorf("Stats after reload = %+v, %v; want 9 packets", st, err)
+	if st, err := c.Stats(); err != nil || st.Packets != 13 {
+		t.Errorf("Stats after reload = %+v, %v; want 13 packets", st, err)
 	}
 }
 

@@ -24,14 +24,6 @@ const (
 	snapSPA   = 2048
 )
 
-// maxInlinePorts is the number of knock ports (both protocols together) the
-// filter tests one by one, two instructions each. Above it, the filter
-// passes every port between the lowest and the highest knock port of each
-// protocol, keeping the program far below the kernel's 4096-instruction
-// limit; the Conn then drops the extra ports in user space (knockSet), so
-// what ReadHit returns does not depend on which form the filter took.
-const maxInlinePorts = 1000
-
 // maxInstructions is the kernel's limit for a classic BPF program
 // (BPF_MAXINSNS).
 const maxInstructions = 4096
@@ -43,8 +35,6 @@ const (
 	pktHost     = 0 // PACKET_HOST
 	protoTCP    = uint32(policy.TCP)
 	protoUDP    = uint32(policy.UDP)
-	synAckMask  = uint32(policy.FlagSYN | policy.FlagACK)
-	bareSYN     = uint32(policy.FlagSYN)
 	ipv4FragOff = 0x1fff
 )
 
@@ -84,14 +74,18 @@ var rawTest = layout{
 // comes from the ExtProto extension, the pkttype from ExtType).
 //
 // It passes only packets arriving for this host (pkttype PACKET_HOST), IPv4
-// or IPv6, that are TCP or UDP to one of the policy's knock ports, UDP to an
-// SPA port (with up to snapSPA bytes: the payload is the request), or a bare
-// TCP SYN (SYN set, ACK clear) to any port. Non-first IPv4 fragments are
-// dropped. IPv6 packets whose next header is an extension header pass to
-// user space, where Decode walks the chain. Accepts copy at most snapPlain
-// (snapExt for extension headers) bytes. With more than maxInlinePorts knock
-// ports the filter passes whole port ranges per protocol, and Conn.ReadHit
-// drops the extra ports in user space.
+// or IPv6, that could be a knock step of some door, at any port
+// (policy.KnockTraffic): a TCP segment whose flags pass the tcp_flags of a
+// door with a TCP step, and every UDP datagram when some door has a UDP
+// step. The matcher resets a sequence on every such packet that is not its
+// next step (knock/doc.go), so passing them all, not only those to knock
+// ports, is what keeps a sweep or a scan in any order from walking a door.
+// It also passes every bare TCP SYN (SYN set, ACK clear), and UDP to an SPA
+// port with up to snapSPA bytes (the payload is the request). Non-first
+// IPv4 fragments are dropped. IPv6 packets whose next header is an
+// extension header pass to user space, where Decode walks the chain and
+// Conn applies the same rule (wantSet). Other accepts copy at most
+// snapPlain bytes (snapExt for extension headers).
 func Filter(p *policy.Policy) ([]bpf.Instruction, error) {
 	return program(p, datagram)
 }
@@ -111,11 +105,16 @@ func filterRaw(p *policy.Policy) ([]bpf.Instruction, error) {
 //	    ldxb 4*(ihl); ldb proto; ja l4
 //	v6: ldb next; jeq tcp/udp → v6l4; jeq ext... → accept(snapExt); drop
 //	v6l4: ldx #40
-//	l4: (X = L4 offset, A = proto) jeq tcp → tcp; ja udp
-//	tcp: ldb flags; and SYN|ACK; jeq SYN → accept; ldh dport; ports; drop
-//	udp: ldh dport; ports; drop
+//	l4: (X = L4 offset, A = proto) jne tcp → udp; ja tcp
+//	udp: ldh dport; SPA ports → accept(snapSPA); accept if some door has a
+//	     UDP step, else drop
+//	tcp: for each flag filter: ldb flags; and mask; jne want → next; accept
+//	     drop
+//
+// The program is a few dozen instructions whatever the ports: four per
+// distinct tcp_flags filter (at most 3^6 of them) and two per SPA port.
 func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
-	tcp, udp := splitPorts(p.KnockPorts())
+	w := newWantSet(p)
 	spaPorts := p.SPAPorts()
 	ext := uint32(snapExt)
 	if len(spaPorts) > 0 {
@@ -156,64 +155,36 @@ func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 40})
 
 	a.label("l4")
-	a.jeq(protoTCP, "tcp", "")
-	a.jump("udp")
-
-	a.label("tcp")
-	a.add(bpf.LoadIndirect{Off: b + 13, Size: 1})
-	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: synAckMask})
-	a.jeq(bareSYN, "", "tcpport")
-	a.add(bpf.RetConstant{Val: snapPlain})
-	a.label("tcpport")
-	a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
-	a.ranges(p.KnockRanges(), policy.TCP)
-	a.ports(tcp, len(tcp)+len(udp) > maxInlinePorts)
+	a.jeq(protoTCP, "", "udp")
+	a.jump("tcp")
 
 	a.label("udp")
-	a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
-	a.spa(spaPorts)
-	a.ranges(p.KnockRanges(), policy.UDP)
-	a.ports(udp, len(tcp)+len(udp) > maxInlinePorts)
-
-	return a.assemble()
-}
-
-// splitPorts returns the TCP and the UDP ports, in order.
-func splitPorts(pp []policy.PortProto) (tcp, udp []uint16) {
-	for _, p := range pp {
-		switch p.Proto {
-		case policy.TCP:
-			tcp = append(tcp, p.Port)
-		case policy.UDP:
-			udp = append(udp, p.Port)
-		}
+	if len(spaPorts) > 0 {
+		a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
+		a.spa(spaPorts)
 	}
-	return tcp, udp
-}
-
-// ports emits the port test for A (the destination port) and ends the
-// block: accept a listed port, otherwise drop. Each port is a jne over an
-// accept, so no jump is longer than one instruction whatever the count.
-// With asRange, it accepts ports[0]..ports[len-1] (ports are sorted).
-func (a *asm) ports(ports []uint16, asRange bool) {
-	switch {
-	case len(ports) == 0:
-	case asRange:
-		a.add(bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(ports[0]), SkipTrue: 2})
-		a.add(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(ports[len(ports)-1]), SkipTrue: 1})
+	if w.udp {
 		a.add(bpf.RetConstant{Val: snapPlain})
-	default:
-		for _, p := range ports {
-			a.add(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(p), SkipTrue: 1})
-			a.add(bpf.RetConstant{Val: snapPlain})
-		}
+	} else {
+		a.add(bpf.RetConstant{Val: 0})
+	}
+
+	// TCP: each flag filter is a jne over an accept, so no jump is longer
+	// than one instruction whatever the number of filters.
+	a.label("tcp")
+	for _, f := range w.tcp {
+		a.add(bpf.LoadIndirect{Off: b + 13, Size: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: uint32(f.Mask)})
+		a.add(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(f.Want), SkipTrue: 1})
+		a.add(bpf.RetConstant{Val: snapPlain})
 	}
 	a.add(bpf.RetConstant{Val: 0})
+	return a.assemble()
 }
 
 // spa accepts A (a UDP destination port) with snapSPA bytes when it is an
 // SPA port, so that the whole payload reaches Decode; other ports fall
-// through to the knock port tests.
+// through.
 func (a *asm) spa(ports []uint16) {
 	for _, p := range ports {
 		a.add(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(p), SkipTrue: 1})

@@ -55,7 +55,7 @@ func TestConnSPAPayload(t *testing.T) {
 		udpPayload("192.0.2.1:62202", big4), // not an SPA port
 		udp("192.0.2.1:8000"),
 	)
-	got := readUntilN(t, c, 4)
+	got := readUntilN(t, c, 5)
 	want := []struct {
 		src     netip.Addr
 		port    uint16
@@ -64,6 +64,7 @@ func TestConnSPAPayload(t *testing.T) {
 		{netip.MustParseAddr("192.0.2.2"), 62201, big4},
 		{netip.MustParseAddr("192.0.2.2"), 8000, nil},
 		{netip.MustParseAddr("2001:db8::2"), 62201, big6},
+		{netip.MustParseAddr("192.0.2.2"), 62202, nil}, // a UDP door: every port counts, with the small snap
 		{netip.MustParseAddr("192.0.2.2"), 8000, nil},
 	}
 	for i, w := range want {

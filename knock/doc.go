@@ -8,9 +8,14 @@
 //
 // Every door has an open sequence and, optionally, a close sequence; each is
 // a machine of its own, run separately for every source address (IPv4, or
-// IPv6 with 4-in-6 unmapped). A TCP hit whose flags fail the door's tcp_flags
-// filter does not reach the door's machines at all. For a sequence of n
-// steps s1..sn, a source's state is "idle" (no entry) or "at k" (steps s1..sk
+// IPv6 with 4-in-6 unmapped). A hit counts for a machine when its protocol
+// is one that the machine's steps use and, for TCP, its flags pass the
+// door's tcp_flags filter; any other hit does not reach the machine at all.
+// Every hit that counts is followed, whatever port it went to: that is what
+// keeps a sweep (ascending, descending or random, of any port range) from
+// walking a sequence, and why package capture passes every packet that
+// could count, at any port (capture.Filter). For a sequence of n steps
+// s1..sn, a source's state is "idle" (no entry) or "at k" (steps s1..sk
 // matched, 1 ≤ k < n):
 //
 //	                    s1 / Stage 1 (or Open when n = 1)
@@ -24,13 +29,22 @@
 //	  +------------------------------------------------+
 //	                 sn when k = n-1 / Open (or Close)
 //
-// The order of the checks for each hit is: flag filter; timeout (a late hit
-// drops the entry with Timeout, then counts as if there were none); the
-// expected next step advances; a repeat of the step just matched (a
-// retransmitted SYN) is ignored; s1 restarts at stage 1 (a restart, not a
-// Reset; a 1-step sequence opens at once); anything else resets: WrongPort
-// when the port is a knock port of any door, OtherPort otherwise. seq_timeout
-// runs from the first hit.
+// The order of the checks for each hit is: protocol and flag filter (rule
+// 1); timeout (rule 2: a late hit drops the entry with Timeout, then counts
+// as if there were none); the expected next step advances (rule 3); a
+// repeat of the step just matched (a retransmitted SYN) is ignored (rule
+// 4); s1 restarts at stage 1 (rule 5: a restart, not a Reset; a 1-step
+// sequence opens at once); anything else that counts resets (rule 6), at
+// any port: WrongPort when the port is a knock port of any door, OtherPort
+// otherwise; with no entry, a hit that is not s1 does nothing (rule 7).
+// seq_timeout runs from the first hit.
+//
+// So a scan that knows nothing walks a sequence only if it sends the steps
+// back to back, in order. For a scan that sends each of the N = 65535 ports
+// of one protocol once, that takes s1..sn adjacent and in order: certain
+// for an ascending (descending) sweep when the steps are consecutive
+// ascending (descending) ports, and otherwise, for a random order, the odds
+// of policy.ScanOdds (1 in N for 2 steps, 1 in N(N-1) for 3).
 //
 // # Bounded state
 //

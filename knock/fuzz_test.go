@@ -138,17 +138,22 @@ type pastHit struct {
 }
 
 // completedInTime checks a door's Open or Close against the source's own
-// history, independently of any matcher: the hits that pass the door's
-// filter, with immediate repeats merged, end with the whole sequence, and
-// its first step came within seq_timeout.
+// history, independently of any matcher: the hits of the sequence's
+// protocols that pass the door's filter, at any port, with immediate
+// repeats merged, end with the whole sequence, and its first step came
+// within seq_timeout.
 func completedInTime(hist []pastHit, d *policy.Door, steps []policy.PortProto, now time.Time) bool {
 	type run struct {
 		step policy.PortProto
 		last time.Time
 	}
+	uses := map[policy.Proto]bool{}
+	for _, s := range steps {
+		uses[s.Proto] = true
+	}
 	var runs []run
 	for _, h := range hist {
-		if h.proto == policy.TCP && !d.TCPFlags.Match(h.flags) {
+		if !uses[h.proto] || h.proto == policy.TCP && !d.TCPFlags.Match(h.flags) {
 			continue
 		}
 		if n := len(runs); n > 0 && runs[n-1].step == h.step {

@@ -27,6 +27,15 @@ type machine struct {
 	close   bool
 	timeout time.Duration
 	flags   policy.TCPFlags
+	protos  protoSet // the protocols of its steps
+}
+
+// counts reports whether h can change m's progress (rule 1): its protocol
+// is one that m's steps use and, for TCP, its flags pass the door's
+// filter. A hit that counts and is not the expected step, a repeat or the
+// first step resets, whatever port it went to (rule 6).
+func (m *machine) counts(h *Hit) bool {
+	return m.protos.has(h.Proto) && (h.Proto != policy.TCP || m.flags.Match(h.Flags))
 }
 
 // same reports whether in-progress state of m is still valid under o.
@@ -75,10 +84,12 @@ func (m *Matcher) setPolicy(p *policy.Policy) {
 			if len(c.steps) == 0 {
 				continue
 			}
-			m.ms = append(m.ms, machine{door: d, steps: c.steps, close: c.close, timeout: d.SeqTimeout, flags: d.TCPFlags})
+			mc := machine{door: d, steps: c.steps, close: c.close, timeout: d.SeqTimeout, flags: d.TCPFlags}
 			for _, s := range c.steps {
 				m.knock.add(s)
+				mc.protos.add(s.Proto)
 			}
+			m.ms = append(m.ms, mc)
 		}
 	}
 	// Each machine emits at most two decisions per hit (Timeout, then
@@ -130,8 +141,8 @@ func (m *Matcher) Observe(h Hit, now time.Time) []Decision {
 	step := h.Step()
 	for mi := range m.ms {
 		mc := &m.ms[mi]
-		if h.Proto == policy.TCP && !mc.flags.Match(h.Flags) {
-			continue // rule 1: not a knock for this door
+		if !mc.counts(&h) {
+			continue // rule 1: not a knock for this sequence
 		}
 		isFirst := step == mc.steps[0]
 		i := m.t.get(int32(mi), src)
@@ -220,6 +231,20 @@ func (m *Matcher) emit(k Kind, mc *machine, src netip.Addr, stage int, r Reason,
 		Kind: k, Door: mc.door, Src: src, Close: mc.close,
 		Stage: stage, Of: len(mc.steps), Reason: r, Hit: hit,
 	})
+}
+
+// protoSet is a set of protocols, one bit per protoSlot.
+type protoSet uint8
+
+func (s *protoSet) add(p policy.Proto) {
+	if k, ok := protoSlot(p); ok {
+		*s |= 1 << k
+	}
+}
+
+func (s protoSet) has(p policy.Proto) bool {
+	k, ok := protoSlot(p)
+	return ok && s&(1<<k) != 0
 }
 
 // portSet is a bitmap of TCP and UDP ports.

@@ -270,6 +270,52 @@ func TestObserve(t *testing.T) {
 			"#1 open u 198.51.100.2 2/2 5001/udp",
 		},
 	}, {
+		name: "UDP hits do not count for a sequence without UDP steps",
+		in:   pol(door("t", "7000,8000,9000", "")),
+		evs: []ev{
+			s(0, srcA, "7000"), s(1, srcA, "53/udp"), s(2, srcA, "8000/udp"),
+			s(3, srcA, "8000"), s(4, srcA, "7000/udp"), s(5, srcA, "9000"),
+		},
+		want: []string{
+			"#0 stage t 198.51.100.2 1/3 7000/tcp",
+			"#3 stage t 198.51.100.2 2/3 8000/tcp",
+			"#5 open t 198.51.100.2 3/3 9000/tcp",
+		},
+	}, {
+		name: "TCP hits do not count for a sequence without TCP steps",
+		in:   pol(door("u", "7000/udp,8000/udp,9000/udp", "")),
+		evs: []ev{
+			s(0, srcA, "7000/udp"), s(1, srcA, "22/tcp"), s(2, srcA, "8000/udp"),
+			hitEv(3, srcA, "8001/tcp", fin), s(4, srcA, "9000/tcp"), s(5, srcA, "9000/udp"),
+		},
+		want: []string{
+			"#0 stage u 198.51.100.2 1/3 7000/udp",
+			"#2 stage u 198.51.100.2 2/3 8000/udp",
+			"#5 open u 198.51.100.2 3/3 9000/udp",
+		},
+	}, {
+		name: "an ascending UDP sweep resets a UDP sequence at the next port",
+		in:   pol(door("u", "7000/udp,8000/udp,9000/udp", "")),
+		evs:  []ev{s(0, srcA, "6999/udp"), s(1, srcA, "7000/udp"), s(2, srcA, "7001/udp"), s(3, srcA, "8000/udp"), s(4, srcA, "9000/udp")},
+		want: []string{
+			"#1 stage u 198.51.100.2 1/3 7000/udp",
+			"#2 reset u 198.51.100.2 1/3 7001/udp other-port",
+		},
+	}, {
+		name: "a close sequence counts only its own protocols",
+		in:   pol(door("c", "7000,8000,9000", "9000/udp,8000/udp")),
+		evs: []ev{
+			s(0, srcA, "9000/udp"), s(1, srcA, "22/tcp"), s(2, srcA, "8000/udp"),
+			s(3, srcA, "7000"), s(4, srcA, "53/udp"), s(5, srcA, "8000"), s(6, srcA, "9000"),
+		},
+		want: []string{
+			"#0 stage c(close) 198.51.100.2 1/2 9000/udp",
+			"#2 close c(close) 198.51.100.2 2/2 8000/udp",
+			"#3 stage c 198.51.100.2 1/3 7000/tcp",
+			"#5 stage c 198.51.100.2 2/3 8000/tcp",
+			"#6 open c 198.51.100.2 3/3 9000/tcp",
+		},
+	}, {
 		name: "IPv6 source",
 		in:   pol(ssh),
 		evs:  []ev{s(0, src6, "7000/tcp"), s(1, src6, "8000/udp"), s(2, src6, "9000/tcp")},

@@ -82,6 +82,9 @@ func (r *ref) observe(h Hit, now time.Time, evicted []eviction) []Decision {
 	defer forget(len(r.ms) - 1)
 	for mi, m := range r.ms {
 		forget(mi - 1)
+		if !slices.ContainsFunc(m.steps, func(s policy.PortProto) bool { return s.Proto == h.Proto }) {
+			continue // a protocol the sequence does not use
+		}
 		if h.Proto == policy.TCP && !m.door.TCPFlags.Match(h.Flags) {
 			continue
 		}

@@ -28,7 +28,10 @@ const maxCand = 4
 // same bounded table as Matcher's (cap Config.MaxEntries, eviction of the
 // oldest stage-1 entry first), holding the candidates that the source's
 // hits so far agree with. The matching rules are Matcher's (knock/doc.go),
-// with "the first step" meaning the first port of any unused candidate.
+// with "the first step" meaning the first port of any unused candidate: a
+// hit of the door's protocol (for TCP, passing its tcp_flags) that is none
+// of a candidate's expected next port, its last matched port or a first
+// port resets, inside the range (WrongPort) or outside it (OtherPort).
 //
 // A sequence that opened is burned: for its whole validity window (until
 // its counter falls out of [now-skew, now+skew]) it opens nothing, from any
@@ -240,10 +243,10 @@ func (m *TOTPMatcher) Observe(h Hit, now time.Time) []Decision {
 	step := h.Step()
 	for di, d := range m.doors {
 		t := d.TOTP
-		if h.Proto == policy.TCP && !d.TCPFlags.Match(h.Flags) {
-			continue
+		if h.Proto != t.Proto || (h.Proto == policy.TCP && !d.TCPFlags.Match(h.Flags)) {
+			continue // rule 1: not a knock for this door
 		}
-		inRange := h.Proto == t.Proto && h.Port >= t.Lo && h.Port <= t.Hi
+		inRange := h.Port >= t.Lo && h.Port <= t.Hi
 		i := m.t.get(int32(di), src)
 		if i != none && now.Sub(m.t.e[i].first) > d.SeqTimeout {
 			m.emit(Timeout, d, src, int(m.t.e[i].stage), NoReason, step, m.client(i))

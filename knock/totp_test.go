@@ -171,3 +171,53 @@ func TestTOTPBurnsSurviveRestart(t *testing.T) {
 		t.Errorf("Burns() after the window = %+v, want none", got)
 	}
 }
+
+// TestTOTPProtocols: a TOTP door follows the Matcher's rule 1 and rule 6:
+// hits of the other protocol do not count, and a hit of its own protocol
+// that is no candidate's next, last or first port resets, inside the range
+// or outside it.
+func TestTOTPProtocols(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_700_000_010, 0)
+	ctr := totp.Counter(t0, 30*time.Second)
+	a := netip.MustParseAddr("192.0.2.2")
+	udpPolicy := totpTestPolicy()
+	udpPolicy.Doors[0].TOTP.Proto = policy.UDP
+	for _, tt := range []struct {
+		name  string
+		p     *policy.Policy
+		proto policy.Proto
+		other Hit // sent between steps 2 and 3
+		want  Kind
+		why   Reason
+	}{
+		{"tcp door ignores UDP in its range", totpTestPolicy(), policy.TCP, Hit{Proto: policy.UDP, Port: 25000}, Open, NoReason},
+		{"tcp door ignores UDP elsewhere", totpTestPolicy(), policy.TCP, Hit{Proto: policy.UDP, Port: 53}, Open, NoReason},
+		{"tcp door ignores an ACK", totpTestPolicy(), policy.TCP, Hit{Proto: policy.TCP, Port: 22, Flags: policy.FlagACK}, Open, NoReason},
+		{"tcp door resets on a SYN outside its range", totpTestPolicy(), policy.TCP, Hit{Proto: policy.TCP, Port: 22, Flags: policy.FlagSYN}, Reset, OtherPort},
+		{"udp door ignores a SYN", udpPolicy, policy.UDP, Hit{Proto: policy.TCP, Port: 22, Flags: policy.FlagSYN}, Open, NoReason},
+		{"udp door resets on UDP outside its range", udpPolicy, policy.UDP, Hit{Proto: policy.UDP, Port: 53}, Reset, OtherPort},
+	} {
+		m := NewTOTP(tt.p, Config{MaxEntries: 64})
+		seq := totp.Sequence(secA, ctr, 20000, 29999, 4)
+		step := func(port uint16) Hit { return Hit{Src: a, Proto: tt.proto, Port: port, Flags: policy.FlagSYN} }
+		m.Observe(step(seq[0]), t0)
+		m.Observe(step(seq[1]), t0)
+		o := tt.other
+		o.Src = a
+		var last *Decision
+		for _, h := range []Hit{o, step(seq[2]), step(seq[3])} {
+			for _, d := range m.Observe(h, t0) {
+				if d.Kind == Open || d.Kind == Reset {
+					last = &d
+				}
+			}
+			if last != nil {
+				break
+			}
+		}
+		if last == nil || last.Kind != tt.want || last.Reason != tt.why {
+			t.Errorf("%s: decision %+v, want %v %v", tt.name, last, tt.want, tt.why)
+		}
+	}
+}

@@ -57,9 +57,11 @@ type door struct {
 	name, section string
 	line          int
 	seq           []policy.PortProto
+	seqLine       int // the Sequence (or One_Time_Sequences) line
 	oneTime       string
 	seqTimeout    time.Duration
 	tcpFlags      string
+	flagsLine     int // the TCPFlags line; 0 when absent
 	start, start6 *command
 	stop, stop6   *command
 	cmdTimeout    time.Duration
@@ -158,9 +160,9 @@ func (c *converter) door(s *Section) *door {
 				d.off = "its sequence cannot be read"
 				continue
 			}
-			d.seq = seq
+			d.seq, d.seqLine = seq, e.Line
 		case "ONE_TIME_SEQUENCES":
-			d.oneTime = e.Value
+			d.oneTime, d.seqLine = e.Value, e.Line
 		case "SEQ_TIMEOUT", "TIMEOUT":
 			d.seqTimeout = c.seconds(e, s.Name)
 		case "TCPFLAGS":
@@ -170,7 +172,7 @@ func (c *converter) door(s *Section) *door {
 				c.warn(e.Line, "[%s] tcpflags: %v; not converted", s.Name, err)
 				continue
 			}
-			d.tcpFlags = f.String()
+			d.tcpFlags, d.flagsLine = f.String(), e.Line
 		case "START_COMMAND", "COMMAND":
 			d.start = c.command(e)
 		case "START_COMMAND_6", "COMMAND_6":

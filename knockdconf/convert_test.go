@@ -108,15 +108,15 @@ func TestFold(t *testing.T) {
 		{
 			name: "open and close doors, -A/-D INPUT",
 			in: `[o]
-sequence = 1,2,3
+sequence = 1,3,2
 command = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
 [c]
-sequence = 3,2,1
+sequence = 2,3,1
 command = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
 `,
-			want: &policy.Door{Name: "o", Sequence: []policy.PortProto{tcp(1), tcp(2), tcp(3)}, SeqTimeout: knockdSeqTimeout,
+			want: &policy.Door{Name: "o", Sequence: []policy.PortProto{tcp(1), tcp(3), tcp(2)}, SeqTimeout: knockdSeqTimeout,
 				TCPFlags: policy.DefaultTCPFlags, Open: []policy.PortProto{tcp(22)}, OpenFor: unboundedOpenFor,
-				CloseSequence: []policy.PortProto{tcp(3), tcp(2), tcp(1)}, HookTimeout: policy.DefaultHookTimeout},
+				CloseSequence: []policy.PortProto{tcp(2), tcp(3), tcp(1)}, HookTimeout: policy.DefaultHookTimeout},
 		},
 		{
 			name: "close door first, -I with a position, udp",
@@ -134,27 +134,27 @@ command = iptables -I KNOCKD 1 -s %IP% -p udp --dport 1194 -j ACCEPT
 		{
 			name: "different chains do not fold",
 			in: `[o]
-sequence = 1,2,3
+sequence = 1,3,2
 command = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
 [c]
-sequence = 3,2,1
+sequence = 2,3,1
 command = /sbin/iptables -D OTHER -s %IP% -p tcp --dport 22 -j ACCEPT
 `,
-			want: &policy.Door{Name: "o", Sequence: []policy.PortProto{tcp(1), tcp(2), tcp(3)}, SeqTimeout: knockdSeqTimeout,
+			want: &policy.Door{Name: "o", Sequence: []policy.PortProto{tcp(1), tcp(3), tcp(2)}, SeqTimeout: knockdSeqTimeout,
 				TCPFlags: policy.DefaultTCPFlags, Open: []policy.PortProto{tcp(22)}, OpenFor: unboundedOpenFor, HookTimeout: policy.DefaultHookTimeout},
 			wantWarns: 1,
 		},
 		{
 			name: "start and stop with cmd_timeout, nft, hook",
 			in: `[d]
-sequence = 1,2,3
+sequence = 1,3,2
 seq_timeout = 7
 tcpflags = syn
 start_command = /usr/sbin/nft add rule inet filter input ip saddr %IP% tcp dport { 22, 2222 } accept; /usr/bin/logger "%IP% in"
 cmd_timeout = 45
 stop_command = /usr/sbin/nft delete rule inet filter input ip saddr %IP% tcp dport { 22, 2222 } accept
 `,
-			want: &policy.Door{Name: "d", Sequence: []policy.PortProto{tcp(1), tcp(2), tcp(3)}, SeqTimeout: 7e9,
+			want: &policy.Door{Name: "d", Sequence: []policy.PortProto{tcp(1), tcp(3), tcp(2)}, SeqTimeout: 7e9,
 				TCPFlags: policy.TCPFlags{Mask: policy.FlagSYN, Want: policy.FlagSYN}, Open: []policy.PortProto{tcp(22), tcp(2222)}, OpenFor: 45e9,
 				OnOpen: []string{"/usr/bin/logger", "{ip} in"}, HookTimeout: policy.DefaultHookTimeout},
 		},

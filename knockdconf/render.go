@@ -43,6 +43,7 @@ func (c *converter) render(source string, globals []string, doors []*door) []byt
 				c.warn(d.line, "[%s] %s; emitted commented out", d.section, d.off)
 			} else {
 				accepted.WriteString(body)
+				c.scanRisks(d)
 			}
 		}
 		fmt.Fprintf(&b, "\n# [%s] (line %d)\n", d.section, d.line)
@@ -172,4 +173,33 @@ func (d *door) checkable(body string) string {
 	}
 	line := fmt.Sprintf("  %-14s = %s\n", "one_time_sequences", hclString(d.oneTime))
 	return strings.Replace(body, line, fmt.Sprintf("  %-14s = %s\n", "sequence", `["65533/udp", "65534/udp", "65535/udp"]`), 1)
+}
+
+// scanRisks reports, as sesame check does (policy.ScanRisks), the ways a
+// port scan that knows nothing can open the converted door, with the odds,
+// at the knockd.conf line of the sequence or of TCPFlags. The sequences of
+// a one-time file are checked by sesame check on the host that has it;
+// here only its flags are.
+func (c *converter) scanRisks(d *door) {
+	flags := policy.DefaultTCPFlags
+	if d.tcpFlags != "" {
+		f, err := policy.ParseTCPFlags(d.tcpFlags)
+		if err != nil {
+			return // not reached: the door passed validation
+		}
+		flags = f
+	}
+	var risks []policy.ScanRisk
+	if d.seq != nil {
+		risks = policy.ScanRisks(d.name, d.seq, flags)
+	} else if r, ok := policy.FlagsRisk(d.name, flags, ""); ok {
+		risks = append(risks, r)
+	}
+	for _, r := range risks {
+		line := d.seqLine
+		if r.Flags && d.flagsLine > 0 {
+			line = d.flagsLine
+		}
+		c.warn(line, "[%s] %s: %s", d.section, strings.ToLower(r.Summary[:1])+r.Summary[1:], r.Detail)
+	}
 }

@@ -1,6 +1,10 @@
 package policy
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
+
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -27,9 +31,6 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 		src.seq = v.portList(rd.Sequence, allowSequence)
 		if src.seq.ok && !v.sequence(rd.Sequence.Name, src.seq, "this door could never open") {
 			src.seq.ok = false
-		}
-		if src.seq.ok && len(src.seq.pp) < 3 {
-			v.add(warnf(src.seq.expr, "Short knock sequence", "A %d-step sequence is found by a port scan: anyone who sweeps this host's ports can open door %q. Use 3 or more steps.", len(src.seq.pp), rd.Name))
 		}
 		d.Sequence = src.seq.pp
 	}
@@ -63,7 +64,66 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 	v.totpOpenOverlap(rd, &d)
 	v.spaOnly(rd, &d)
 	v.hooks(rd, &d)
+	v.scanRisks(rd, &d, src)
 	return d, src
+}
+
+// scanRisks warns about door shapes that a port scan which knows nothing
+// may open (ScanRisks), with the odds: at the sequence, or at
+// one_time_sequences for the lines of its file, and at tcp_flags for the
+// flags.
+func (v *validator) scanRisks(rd *rawDoor, d *Door, src doorSrc) {
+	warn := func(r ScanRisk, at hcl.Range, prefix string) {
+		if r.Flags && rd.TCPFlags != nil {
+			at = rd.TCPFlags.Expr.Range()
+		}
+		v.add(warnf(at, r.Summary, "%s%s", prefix, r.Detail))
+	}
+	switch {
+	case src.seq.ok:
+		for _, r := range ScanRisks(d.Name, d.Sequence, d.TCPFlags) {
+			warn(r, src.seq.expr, "")
+		}
+	case d.OneTimeFile != "":
+		// One warning per kind of risk, for the first line that has it.
+		lines := map[string][]int{}
+		first := map[string]ScanRisk{}
+		var order []string
+		for _, o := range d.OneTime {
+			for _, r := range ScanRisks(d.Name, o.Steps, d.TCPFlags) {
+				if _, seen := first[r.Summary]; !seen {
+					first[r.Summary] = r
+					order = append(order, r.Summary)
+				}
+				lines[r.Summary] = append(lines[r.Summary], o.Line)
+			}
+		}
+		for _, k := range order {
+			ls := lines[k]
+			prefix := fmt.Sprintf("Line %d of %s: ", ls[0], d.OneTimeFile)
+			if len(ls) > 1 {
+				prefix = fmt.Sprintf("Lines %s of %s; line %d: ", fmtLines(ls), d.OneTimeFile, ls[0])
+			}
+			warn(first[k], rd.OneTime.Expr.Range(), prefix)
+		}
+	case d.TOTP != nil && d.TOTP.Proto == TCP:
+		if r, ok := FlagsRisk(d.Name, d.TCPFlags, ""); ok {
+			warn(r, rd.DefRange, "")
+		}
+	}
+}
+
+// fmtLines lists line numbers: the first five, then "..." and the count.
+func fmtLines(ls []int) string {
+	s := make([]string, 0, 6)
+	for i, l := range ls {
+		if i == 5 {
+			s = append(s, fmt.Sprintf("... (%d lines)", len(ls)))
+			break
+		}
+		s = append(s, strconv.Itoa(l))
+	}
+	return strings.Join(s, ", ")
 }
 
 // sequence checks a sequence's length and that no step repeats the one

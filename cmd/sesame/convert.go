@@ -12,7 +12,8 @@ const convertUsage = `usage: sesame convert [FILE]
        sesame convert --fwknop [FILE] [--key-dir DIR]
 Converts a knockd config (default /etc/knockd.conf) into a sesame config on
 stdout. What cannot be mapped is kept as a comment and reported on stderr
-with its knockd.conf line. Exit status: 0 all mapped, 2 converted with
+with its knockd.conf line, as is a door that a port scan can open (with the
+odds, as sesame check says). Exit status: 0 all mapped, 2 converted with
 warnings, 1 unreadable file.
 `
 
@@ -58,7 +59,7 @@ func convertMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(res.Warnings) > 0 {
-		fmt.Fprintf(stderr, "sesame convert: %d item(s) not converted; review the comments in the output\n", len(res.Warnings))
+		fmt.Fprintf(stderr, "sesame convert: %d warning(s); review them and the comments in the output\n", len(res.Warnings))
 		return 2
 	}
 	return 0

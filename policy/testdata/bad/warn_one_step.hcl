@@ -1,4 +1,4 @@
-# want: 4:14 A 1-step sequence is found by a port scan
+# want: 4:14 opens on one packet to 7000/tcp: any port scan that reaches it opens the door
 # severity: warning
 door "ssh" {
   sequence = ["7000"]
