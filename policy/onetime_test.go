@@ -20,11 +20,11 @@ func TestOneTimeState(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	seqFile := filepath.Join(dir, "seqs")
-	if err := os.WriteFile(seqFile, []byte("#7001,7002,7003\n7011,7012,7013\n7021,7022,7023\n7011 7012 7013\n7031,7032,7033\n"), 0o600); err != nil {
+	if err := os.WriteFile(seqFile, []byte("#7001,7302,7103\n7011,7312,7113\n7021,7322,7123\n7011 7312 7113\n7031,7332,7133\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
-	used, err := onetime.Parse([]byte("7021/tcp 7022/tcp 7023/tcp"))
+	used, err := onetime.Parse([]byte("7021/tcp 7322/tcp 7123/tcp"))
 	if err != nil {
 		t.Fatal(err)
 	}
