@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,7 +40,28 @@ func PublicCopy(t testing.TB, path string) (bin, config string) {
 	bin, config = filepath.Join(dir, "sesame"), filepath.Join(dir, "sesame.hcl")
 	cp(SesameBin, bin, 0o755)
 	cp(path, config, 0o644)
+	waitExecutable(t, bin)
 	return bin, config
+}
+
+// waitExecutable returns once bin can be executed. A child that another
+// test forked while bin was open for writing holds the write descriptor
+// until its own exec closes it (O_CLOEXEC), and until then executing bin
+// fails with ETXTBSY ("text file busy"). No new writer can appear once the
+// file is closed, so one successful run is enough.
+func waitExecutable(t testing.TB, bin string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := exec.Command(bin, "version").Run()
+		if !errors.Is(err, syscall.ETXTBSY) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stays busy (ETXTBSY) for 5s", bin)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // PublicDir returns a new directory that every user can enter (t.TempDir's
