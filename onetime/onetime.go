@@ -136,3 +136,29 @@ func MarkUsed(path string, line int) error {
 	}
 	return nil
 }
+
+// MarkUnused undoes MarkUsed: it removes the "#" that MarkUsed put in front
+// of line, for a sequence whose grant did not land. The line must be a
+// commented-out sequence.
+func MarkUnused(path string, line int) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := bytes.Split(b, []byte("\n"))
+	if line < 1 || line > len(lines) || !bytes.HasPrefix(lines[line-1], []byte("#")) {
+		return fmt.Errorf("line %d of %s: %w", line, path, ErrChanged)
+	}
+	if steps, err := parseLine(string(lines[line-1][1:])); err != nil || len(steps) == 0 {
+		return fmt.Errorf("line %d of %s: %w", line, path, ErrChanged)
+	}
+	lines[line-1] = lines[line-1][1:]
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(path, bytes.Join(lines, []byte("\n")), st.Mode().Perm()); err != nil {
+		return fmt.Errorf("mark sequence unused: %w", err)
+	}
+	return nil
+}

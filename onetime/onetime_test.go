@@ -55,3 +55,25 @@ func TestMarkUsed(t *testing.T) {
 		t.Errorf("%d files in the directory, want 1 (no temp file left)", len(ents))
 	}
 }
+
+func TestMarkUnused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(path, []byte("# a note\n1,2,3\n4,5,6\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := MarkUsed(path, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := MarkUnused(path, 2); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "# a note\n1,2,3\n4,5,6\n" {
+		t.Errorf("after MarkUnused: %q, want the file as it was", b)
+	}
+	for _, line := range []int{1, 2, 9} { // a real comment, an unused line, no line
+		if err := MarkUnused(path, line); !errors.Is(err, ErrChanged) {
+			t.Errorf("MarkUnused line %d: %v, want ErrChanged", line, err)
+		}
+	}
+}
