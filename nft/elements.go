@@ -111,7 +111,7 @@ type setPlan struct {
 	err     error // why the set's part of the whole transaction failed
 }
 
-// keys returns the keys the groups add.
+// keysOf returns the keys the groups add.
 func keysOf(gs []*group) []elem {
 	var out []elem
 	for _, g := range gs {
