@@ -145,6 +145,9 @@ func TestQuick(t *testing.T) {
 	if f := s.Floods[0]; f.Opens != f.Legit {
 		t.Errorf("sesame logged %d opens for %d legit knocks under a 2k pps flood; want one each", f.Opens, f.Legit)
 	}
+	if k := s.KnockFlood; k == nil || k.Legit == 0 || k.Offered <= 0 {
+		t.Errorf("sesame knock flood run not measured: %+v", k)
+	}
 	if s.Bulk.Took <= 0 {
 		t.Errorf("sesame bulk transfer not measured: %+v", s.Bulk)
 	}

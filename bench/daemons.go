@@ -199,8 +199,14 @@ door "bench" {
 	return p, nil
 }
 
+// FlushGrants empties door bench's sets: its pending knocks and the grants
+// their connects confirmed (each door has its own sets).
 func (sesameKind) FlushGrants(ns *netNS) error {
-	_, err := ns.Run("nft", "flush set inet sesame grants4; flush set inet sesame grants6")
+	var cmds []string
+	for _, set := range []string{"pend4", "pend6", "open4", "open6"} {
+		cmds = append(cmds, "flush set inet sesame "+set+"_bench")
+	}
+	_, err := ns.Run("nft", strings.Join(cmds, "; "))
 	return err
 }
 

@@ -102,6 +102,15 @@ iptables), in a table laid out like sesame's.
   `+"`msg=capture-stats`"+` at exit and on SIGUSR1; knockd reads through libpcap
   and never reports them: n/a). "delivered" counts what the server's
   interface received.
+- **Knock flood** (sesame only; issue 11): the same sender, but each
+  spoofed source from 198.18.0.0/15 sends the door's whole sequence (what
+  anyone who saw one knock can replay), as fast as it goes for %s, with
+  `+"`open_for = \"1h\"`"+` and the default `+"`max_grants`"+` (65536) and `+"`confirm`"+`.
+  Meanwhile the legitimate client knocks as above (its grants revoked with
+  `+"`sesame revoke`"+` after each), and once, a TOTP knock, an SPA packet and a
+  `+"`sesame grant`"+` on three other doors, each followed by connects for up to
+  1 s. "confirmed" counts spoofed addresses in the door's open set: none
+  can complete a TCP handshake.
 - **Bulk**: after one knock, %d MiB over TCP to the guarded port; the
   daemon's CPU time during the transfer.
 - **sesame internal**: during the latency run sesame logs at debug level;
@@ -116,7 +125,7 @@ read per wake-up and handed to the matcher goroutine in one batch.
 
 ## Results
 
-`, command, time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), command, o.Knocks, o.FloodFor, o.BulkBytes>>20)
+`, command, time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), command, o.Knocks, o.FloodFor, o.KnockFloodFor, o.BulkBytes>>20)
 	b.WriteString(Table(rs))
 	fmt.Fprintf(&b, "\n![knock-to-grant latency CDF](%s)\n\n![legit success and daemon CPU under flood](%s)\n", LatencyPNG, FloodPNG)
 	if notes != "" {

@@ -134,6 +134,43 @@ func Table(rs []Result) string {
 			})
 		}
 	}
+	knockFlood := func(name string, f func(k *KnockFloodRun) string) {
+		add("knock flood: "+name, func(r Result) (string, float64) {
+			if r.KnockFlood == nil {
+				return "n/a", -1
+			}
+			return f(r.KnockFlood), -1
+		})
+	}
+	knockFlood("offered pps / spoofed sources per s", func(k *KnockFloodRun) string {
+		return fmt.Sprintf("%.0f / %.0f", k.Offered, k.Sources)
+	})
+	knockFlood("legit knocks granted", func(k *KnockFloodRun) string {
+		rate := 0.0
+		if k.Legit > 0 {
+			rate = float64(k.OK) / float64(k.Legit)
+		}
+		return fmt.Sprintf("%d/%d (%.0f%%)", k.OK, k.Legit, 100*rate)
+	})
+	knockFlood("TOTP / SPA / manual grant during it", func(k *KnockFloodRun) string {
+		yes := func(b bool) string {
+			if b {
+				return "yes"
+			}
+			return "no"
+		}
+		return yes(k.Others["totp"]) + " / " + yes(k.Others["spa"]) + " / " + yes(k.Others["manual"])
+	})
+	knockFlood("spoofed knocks accepted / pending at the end / confirmed", func(k *KnockFloodRun) string {
+		return fmt.Sprintf("%d / %d / %d", k.SpoofOpens, k.Pending, k.Confirmed)
+	})
+	knockFlood("daemon CPU", func(k *KnockFloodRun) string { return fmt.Sprintf("%.1f%%", 100*k.CPU) })
+	knockFlood("socket drops / packets", func(k *KnockFloodRun) string {
+		if !k.DropsKnown {
+			return "n/a"
+		}
+		return fmt.Sprintf("%d / %d", k.Drops, k.Packets)
+	})
 	add("bulk transfer", func(r Result) (string, float64) {
 		b := r.Bulk
 		if b.Took <= 0 {

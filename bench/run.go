@@ -13,26 +13,29 @@ import (
 
 // Options say what to measure and for how long.
 type Options struct {
-	Sesame    string        // sesame binary
-	Knockd    string        // knockd binary; "" skips knockd
-	Knocks    int           // latency knocks per address family
-	Rates     []int         // flood rates in packets/s; 0: as fast as it goes
-	FloodFor  time.Duration // each flood run (≤ 30s)
-	BulkBytes int64         // the bulk transfer
-	Log       io.Writer     // progress; nil: discard
+	Sesame   string        // sesame binary
+	Knockd   string        // knockd binary; "" skips knockd
+	Knocks   int           // latency knocks per address family
+	Rates    []int         // flood rates in packets/s; 0: as fast as it goes
+	FloodFor time.Duration // each flood run (≤ 30s)
+	// KnockFloodFor is the run of spoofed knocks that complete the
+	// sequence (sesame only; 0 skips it).
+	KnockFloodFor time.Duration
+	BulkBytes     int64     // the bulk transfer
+	Log           io.Writer // progress; nil: discard
 }
 
 // Quick is a smoke run: a few knocks, a short low-rate flood, a small bulk
 // transfer.
 func Quick(sesame, knockd string) Options {
 	return Options{Sesame: sesame, Knockd: knockd, Knocks: 5, Rates: []int{2000},
-		FloodFor: 1500 * time.Millisecond, BulkBytes: 64 << 20}
+		FloodFor: 1500 * time.Millisecond, KnockFloodFor: 1500 * time.Millisecond, BulkBytes: 64 << 20}
 }
 
 // Full is what `make bench` runs.
 func Full(sesame, knockd string) Options {
 	return Options{Sesame: sesame, Knockd: knockd, Knocks: 200, Rates: []int{10_000, 100_000, 300_000, 0},
-		FloodFor: 10 * time.Second, BulkBytes: 4 << 30}
+		FloodFor: 10 * time.Second, KnockFloodFor: 10 * time.Second, BulkBytes: 4 << 30}
 }
 
 // The topology: one server and one client joined by a veth pair. The
@@ -62,6 +65,7 @@ type Result struct {
 	LatencyFail int
 	Internal    []time.Duration // sesame: read → nftables applied, per grant
 	Floods      []FloodRun
+	KnockFlood  *KnockFloodRun // sesame only
 	Bulk        BulkRun
 }
 
@@ -276,6 +280,17 @@ func runOne(opts Options, k daemonKind) (Result, error) {
 		}
 		logf("  offered %.0f pps, delivered %.0f pps, legit %d/%d (daemon opened %d), cpu %.1f%%, drops %d", fr.Offered, fr.Delivered, fr.OK, fr.Legit, fr.Opens, 100*fr.CPU, fr.Drops)
 		res.Floods = append(res.Floods, fr)
+	}
+
+	if _, ok := k.(sesameKind); ok && opts.KnockFloodFor > 0 {
+		logf("spoofed knocks completing the sequence, as fast as they go, for %s", opts.KnockFloodFor)
+		kr, err := knockFloodRun(opts, opts.Sesame, t, dir)
+		if err != nil {
+			return res, err
+		}
+		logf("  %.0f pps, %.0f sources/s; legit %d/%d; totp %v spa %v manual %v; spoofed pending %d, confirmed %d; cpu %.1f%%, drops %d",
+			kr.Offered, kr.Sources, kr.OK, kr.Legit, kr.Others["totp"], kr.Others["spa"], kr.Others["manual"], kr.Pending, kr.Confirmed, 100*kr.CPU, kr.Drops)
+		res.KnockFlood = kr
 	}
 
 	logf("bulk: %d MiB", opts.BulkBytes>>20)

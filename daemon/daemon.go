@@ -97,11 +97,12 @@ func Run(ctx context.Context, o Options) error {
 	caps.statsOnSignal(ctx)
 	// The table comes last: a start that fails before this point must not
 	// close the guarded ports with nobody listening for knocks.
-	table, err := nft.New(p.Table)
+	table, err := nft.New(p.Table, nft.WithLogger(log))
 	if err != nil {
 		return explainNft(err)
 	}
 	defer table.Close()
+	met.watchTable(table)
 	if err := table.Ensure(p); err != nil {
 		return explainNft(err)
 	}

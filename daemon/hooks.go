@@ -159,26 +159,27 @@ func hookJob(event string, d *policy.Door, argv []string, src string) (HookJob, 
 	}, true
 }
 
-// queueHook remembers a hook until the operation it follows is applied.
-func (l *loop) queueHook(event string, d *policy.Door, argv []string, src string) {
+// hookFor returns the hook job for a door's argv, or nil when there is
+// none or hooks are not run. The loop submits it once the grant or revoke
+// it follows is applied (settle).
+func (l *loop) hookFor(event string, d *policy.Door, argv []string, src string) *HookJob {
 	if l.hooks == nil {
-		return
+		return nil
 	}
 	if j, ok := hookJob(event, d, argv, src); ok {
-		l.pending = append(l.pending, j)
+		return &j
 	}
+	return nil
 }
 
-// dispatchHooks submits the pending hooks once their grants and revokes
-// are in the kernel; when the transaction failed they are skipped.
-func (l *loop) dispatchHooks(applied bool) {
-	for _, j := range l.pending {
-		if applied {
-			l.hooks.Submit(j)
-		} else {
-			l.log.Warn("hook skipped", "event", j.Event, "door", j.Door, "src", j.Src, "reason", "the nftables update failed")
-		}
+// runHook submits j when what it follows was applied, and says it is
+// skipped otherwise.
+func (l *loop) runHook(j *HookJob, applied bool) {
+	switch {
+	case j == nil:
+	case applied:
+		l.hooks.Submit(*j)
+	default:
+		l.log.Warn("hook skipped", "event", j.Event, "door", j.Door, "src", j.Src, "reason", "the nftables update failed")
 	}
-	clear(l.pending)
-	l.pending = l.pending[:0]
 }

@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/nft"
@@ -42,15 +39,14 @@ type loop struct {
 	met        *metrics // nil: not counted
 
 	grants  []nft.Grant
+	queued  []queued // queued[i]: what to do once grants[i] landed or failed
 	revokes []nft.Revoke
-	// readAt[i] is when capture read the hit that earned grants[i], and
-	// hitAt that of the hit being observed: a debug line per grant gives
-	// the daemon's own share of the knock-to-grant latency.
-	readAt []time.Time
-	hitAt  time.Time
+	closing []*HookJob // closing[i]: the on_close hook of revokes[i], or nil
+	// hitAt is when capture read the hit being observed: a debug line per
+	// grant gives the daemon's own share of the knock-to-grant latency.
+	hitAt time.Time
 
-	hooks   HookSubmitter // nil: hooks are not run
-	pending []HookJob     // hooks of the queued grants and revokes
+	hooks HookSubmitter // nil: hooks are not run
 
 	spa *spaState // nil: no SPA; its out channel feeds spaGrant (spagrant.go)
 
@@ -119,36 +115,61 @@ func (l *loop) observe(h knock.Hit) {
 
 // decide logs each decision and queues the grants and revokes it calls for.
 // A revoke that follows a queued grant flushes first, so that the order of
-// events is the order of kernel operations.
+// events is the order of kernel operations. An open is logged once its
+// grant has landed (settle).
 func (l *loop) decide(ds []knock.Decision) {
 	for i := range ds {
 		d := &ds[i]
-		l.logDecision(d)
+		if d.Kind != knock.Open {
+			l.logDecision(d)
+		}
 		l.met.decision(d)
 		switch d.Kind {
 		case knock.Open:
-			if d.Door.OneTimeFile != "" && !l.useOneTime(d) {
-				continue
+			q := queued{d: *d, readAt: l.hitAt}
+			if d.Door.OneTimeFile != "" {
+				if len(d.Door.OneTime) > 0 {
+					seq := d.Door.OneTime[0]
+					q.oneTime = &seq
+				}
+				if !l.useOneTime(d) {
+					continue
+				}
 			}
 			if d.Door.TOTP != nil {
 				l.burnsDirty = true
+				q.burn = &knock.Burn{Door: d.Door.Name, Client: d.Client, Counter: d.Counter}
 			}
-			l.grants = append(l.grants, nft.Grant{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, TTL: d.Door.OpenFor})
-			l.readAt = append(l.readAt, l.hitAt)
-			l.queueHook("open", d.Door, d.Door.OnOpen, d.Src.String())
+			q.hook = l.hookFor("open", d.Door, d.Door.OnOpen, d.Src.String())
+			l.queue(knockGrant(d), q)
 		case knock.Close:
 			if len(l.grants) > 0 {
 				l.flush()
 			}
-			l.revokes = append(l.revokes, nft.Revoke{Src: d.Src, Ports: d.Door.Open})
-			l.queueHook("close", d.Door, d.Door.OnClose, d.Src.String())
+			// A close sequence takes the door's knocked grants, never its
+			// manual ones (sesame grant) nor another door's.
+			l.revokes = append(l.revokes, nft.Revoke{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open})
+			l.closing = append(l.closing, l.hookFor("close", d.Door, d.Door.OnClose, d.Src.String()))
 		}
 	}
 }
 
-// flush applies the queued operations in one transaction, retrying once.
-// A failure is logged with every src and door it concerns and never stops
-// the loop.
+// knockGrant is the grant of a completed knock: pending for confirm_within
+// on a door with confirm (the kernel makes it a grant for open_for when the
+// knocker's connection is established), else for open_for.
+func knockGrant(d *knock.Decision) nft.Grant {
+	g := nft.Grant{Src: d.Src, Door: d.Door.Name, Kind: nft.Open, Ports: d.Door.Open, TTL: d.Door.OpenFor}
+	if d.Door.Confirm && d.Door.Static() {
+		g.Kind, g.TTL = nft.Pending, d.Door.ConfirmWithin
+	}
+	return g
+}
+
+// flush applies the queued operations (one transaction, split by Apply
+// when the kernel refuses part of it) and retries once what failed for
+// another reason than the kernel's refusal. Then settle logs, counts and
+// runs hooks per grant and revoke, and gives back the TOTP codes and
+// one-time lines of grants that did not land. Nothing here stops the loop.
 func (l *loop) flush() {
 	if len(l.grants) == 0 && len(l.revokes) == 0 {
 		return
@@ -161,30 +182,54 @@ func (l *loop) flush() {
 	err := l.table.Apply(l.grants, l.revokes)
 	l.met.applied(time.Since(start))
 	if err != nil {
-		l.log.Warn("nftables update failed, retrying", "err", err)
-		err = l.table.Apply(l.grants, l.revokes)
+		err = l.retry(err)
 	}
-	if errors.Is(err, unix.ENFILE) {
-		l.log.Error("grant set full", "size", nft.GrantSetSize, "grants", len(l.grants),
-			"note", "every element of a grant set is live: these grants fail until some expire; a flood of completed knocks on a static sequence known to others does this (README: Choosing a door)")
-	}
-	if err != nil {
-		l.met.failed(len(l.grants) + len(l.revokes))
-		for _, g := range l.grants {
-			l.log.Error("grant failed", "door", g.Door, "src", g.Src, "ports", policy.FormatPorts(g.Ports), "err", err)
-		}
-		for _, r := range l.revokes {
-			l.log.Error("revoke failed", "src", r.Src, "ports", policy.FormatPorts(r.Ports), "err", err)
-		}
-	}
-	if err == nil {
-		l.logApplied()
-	}
-	l.dispatchHooks(err == nil)
-	l.readAt = l.readAt[:0]
+	l.settle(err)
 	clear(l.grants)
+	clear(l.queued)
 	clear(l.revokes)
-	l.grants, l.revokes = l.grants[:0], l.revokes[:0]
+	clear(l.closing)
+	l.grants, l.queued, l.revokes, l.closing = l.grants[:0], l.queued[:0], l.revokes[:0], l.closing[:0]
+}
+
+// retry applies again, once, the grants and revokes that failed with a
+// retryable error, and returns the outcome of the whole batch.
+func (l *loop) retry(err error) error {
+	var gi, ri []int
+	var gs []nft.Grant
+	var rs []nft.Revoke
+	for i := range l.grants {
+		if nft.Retryable(nft.GrantErr(err, i)) {
+			gi, gs = append(gi, i), append(gs, l.grants[i])
+		}
+	}
+	for i := range l.revokes {
+		if nft.Retryable(nft.RevokeErr(err, i)) {
+			ri, rs = append(ri, i), append(rs, l.revokes[i])
+		}
+	}
+	if len(gs)+len(rs) == 0 {
+		return err
+	}
+	l.log.Warn("nftables update failed, retrying", "err", err, "grants", len(gs), "revokes", len(rs))
+	again := l.table.Apply(gs, rs)
+	res := &nft.ApplyError{Grants: make([]error, len(l.grants)), Revokes: make([]error, len(l.revokes))}
+	for i := range l.grants {
+		res.Grants[i] = nft.GrantErr(err, i)
+	}
+	for i := range l.revokes {
+		res.Revokes[i] = nft.RevokeErr(err, i)
+	}
+	for j, i := range gi {
+		res.Grants[i] = nft.GrantErr(again, j)
+	}
+	for j, i := range ri {
+		res.Revokes[i] = nft.RevokeErr(again, j)
+	}
+	if len(res.Unwrap()) == 0 {
+		return nil
+	}
+	return res
 }
 
 // logDecision writes one line per event, as DESIGN.md's "Logs" section
@@ -218,6 +263,9 @@ func (l *loop) logDecision(d *knock.Decision) {
 		attrs = append(attrs, slog.String("stage", itoa(d.Stage)+"/"+itoa(d.Of)), slog.String("hit", d.Hit.String()))
 	case knock.Open:
 		attrs = append(attrs, slog.String("ports", policy.FormatPorts(d.Door.Open)), slog.String("for", d.Door.OpenFor.String()))
+		if d.Door.Confirm && d.Door.Static() { // pending until the knocker connects
+			attrs = append(attrs, slog.String("confirm", d.Door.ConfirmWithin.String()))
+		}
 	case knock.Close:
 		attrs = append(attrs, slog.String("ports", policy.FormatPorts(d.Door.Open)))
 	case knock.Reset:
@@ -227,24 +275,6 @@ func (l *loop) logDecision(d *knock.Decision) {
 		attrs = append(attrs, slog.Bool("spoofable", true))
 	}
 	l.log.LogAttrs(ctx, level, d.Kind.String(), attrs...)
-}
-
-// logApplied writes, at debug level, one grant-applied line per grant with
-// the time from capture reading its last knock to the nftables transaction
-// returning, in microseconds.
-func (l *loop) logApplied() {
-	ctx := context.Background()
-	if !l.log.Enabled(ctx, slog.LevelDebug) {
-		return
-	}
-	done := time.Now()
-	for i, g := range l.grants {
-		if i >= len(l.readAt) || l.readAt[i].IsZero() {
-			continue
-		}
-		l.log.LogAttrs(ctx, slog.LevelDebug, "grant-applied", slog.String("door", g.Door),
-			slog.String("src", g.Src.String()), slog.Int64("us", done.Sub(l.readAt[i]).Microseconds()))
-	}
 }
 
 func itoa(n int) string {

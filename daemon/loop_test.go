@@ -104,14 +104,16 @@ func TestLoopGrantsOnceAfterFullSequence(t *testing.T) {
 		l.observe(syn(port))
 		l.flush()
 	}
-	want := []applyCall{{Grants: []nft.Grant{{Src: client, Door: "ssh", Ports: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, TTL: 30 * time.Second}}}}
+	// A static door confirms by default: the knock is pending for 10s, and
+	// the kernel makes it a grant for open_for once the knocker connects.
+	want := []applyCall{{Grants: []nft.Grant{{Src: client, Door: "ssh", Kind: nft.Pending, Ports: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, TTL: 10 * time.Second}}}}
 	if diff := cmp.Diff(want, tbl.calls, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("Apply calls (-want +got):\n%s", diff)
 	}
 	for _, line := range []string{
 		"msg=stage door=ssh src=198.51.100.2 stage=1/3",
 		"msg=stage door=ssh src=198.51.100.2 stage=2/3",
-		"msg=open door=ssh src=198.51.100.2 ports=22/tcp for=30s",
+		"msg=open door=ssh src=198.51.100.2 ports=22/tcp for=30s confirm=10s",
 	} {
 		if !strings.Contains(buf.String(), line) {
 			t.Errorf("log lacks %q:\n%s", line, buf)
@@ -130,8 +132,8 @@ func TestLoopCloseRevokes(t *testing.T) {
 	// The revoke follows the grant in the same batch: the grant is flushed
 	// first so the kernel sees them in order.
 	want := []applyCall{
-		{Grants: []nft.Grant{{Src: client, Door: "ssh", Ports: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, TTL: 30 * time.Second}}},
-		{Revokes: []nft.Revoke{{Src: client, Ports: []policy.PortProto{{Port: 22, Proto: policy.TCP}}}}},
+		{Grants: []nft.Grant{{Src: client, Door: "ssh", Kind: nft.Pending, Ports: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, TTL: 10 * time.Second}}},
+		{Revokes: []nft.Revoke{{Src: client, Door: "ssh", Ports: []policy.PortProto{{Port: 22, Proto: policy.TCP}}}}},
 	}
 	if diff := cmp.Diff(want, tbl.calls, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("Apply calls (-want +got):\n%s", diff)
@@ -259,8 +261,9 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestLoopSetFull: when the kernel refuses a grant because a grant set is
-// full (ENFILE), the log says so, beside the usual per-grant errors.
+// TestLoopSetFull: when the kernel refuses a grant because its door's set
+// is full (ENFILE), the log says so with the door, beside the usual
+// per-grant errors (the size is now per door: issue 11).
 func TestLoopSetFull(t *testing.T) {
 	t.Parallel()
 	tbl := &fakeTable{failures: 2, err: fmt.Errorf("write grants to table inet sesame: %w", unix.ENFILE)}
@@ -270,8 +273,8 @@ func TestLoopSetFull(t *testing.T) {
 	}
 	l.flush()
 	for _, want := range []string{
-		`level=ERROR msg="grant set full" size=65536 grants=1`,
-		`level=ERROR msg="grant failed" door=ssh src=198.51.100.2`,
+		`level=ERROR msg="grant set full" door=ssh max_grants=65536 grants=1`,
+		`level=ERROR msg="grant failed" door=ssh src=198.51.100.2 ports=22/tcp reason=set-full`,
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, buf)

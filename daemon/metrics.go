@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/nft"
 )
 
 // metrics are the daemon's Prometheus counters. They are always kept (an
@@ -51,7 +52,7 @@ func newMetrics(version, commit string) *metrics {
 	m.reg.MustRegister(m.packets)
 	m.hits = f("hits_total", "Knock-relevant packets addressed to this host, given to the matcher.")
 	m.stages = f("stages_total", "Knock steps matched (sequence not yet complete).")
-	m.opens = f("opens_total", "Completed open sequences (grants).")
+	m.opens = f("opens_total", "Grants that landed in the kernel: completed knocks (pending ones on a door with confirm), TOTP, one-time and SPA.")
 	m.closes = f("closes_total", "Completed close sequences (early revokes).")
 	m.timeouts = f("timeouts_total", "Sequences dropped because seq_timeout passed.")
 	resets := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "resets_total",
@@ -61,7 +62,7 @@ func newMetrics(version, commit string) *metrics {
 		m.resets[r] = resets.WithLabelValues(r.String())
 	}
 	m.resets[knock.NoReason] = resets.WithLabelValues("other")
-	m.grantErrors = f("grant_errors_total", "Grants and revokes that nftables refused after a retry.")
+	m.grantErrors = f("grant_errors_total", "Grants and revokes that did not land (a full door, nftables refusing them after a retry).")
 	m.restores = f("table_restores_total", "Times the table was found changed under sesame and put back.")
 	m.netlink = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sesame", Name: "netlink_apply_seconds",
 		Help:    "Time of one nftables transaction of grants and revokes.",
@@ -87,8 +88,6 @@ func (m *metrics) decision(d *knock.Decision) {
 	switch d.Kind {
 	case knock.Stage:
 		m.stages.Inc()
-	case knock.Open:
-		m.opens.Inc()
 	case knock.Close:
 		m.closes.Inc()
 	case knock.Timeout:
@@ -99,6 +98,25 @@ func (m *metrics) decision(d *knock.Decision) {
 			r = knock.NoReason
 		}
 		m.resets[r].Inc()
+	}
+}
+
+// watchTable exports the table's own counters: pending grants deleted to
+// make room for newer ones (a flood of spoofed knocks churning a door's
+// pending set), and pending sets flushed when full of unknown elements.
+func (m *metrics) watchTable(t *nft.Table) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sesame", Name: "pending_evicted_total",
+		Help: "Pending grants (knocks on a door with confirm, not yet connected) deleted to make room for newer ones."},
+		func() float64 { ev, _ := t.PendingEvicted(); return float64(ev) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sesame", Name: "pending_flushes_total",
+		Help: "Pending sets flushed because they were full of grants sesame had not written (from before a restart)."},
+		func() float64 { _, fl := t.PendingEvicted(); return float64(fl) }))
+}
+
+// opened counts a grant that landed (opens_total counts only those).
+func (m *metrics) opened() {
+	if m != nil {
+		m.opens.Inc()
 	}
 }
 

@@ -52,7 +52,6 @@ func (l *loop) spaGrant(r spaRequest) {
 	if m.Type == spa.TypeClientTimeoutAccess && m.ClientTimeout > 0 {
 		ttl = min(max(m.ClientTimeout, time.Second), d.SPA.MaxOpenFor)
 	}
-	l.grants = append(l.grants, nft.Grant{Src: target, Door: d.Name, Ports: ports, TTL: ttl})
 	attrs := []any{"door", d.Name, "src", src.String(), "client", r.client.Name, "ports", policy.FormatPorts(ports), "for", ttl.String(), "via", "spa"}
 	if target != src {
 		attrs = append(attrs, "addr", target.String(), "note", "embedded address granted (allow_other_ip)")
@@ -60,11 +59,9 @@ func (l *loop) spaGrant(r spaRequest) {
 	if m.ClientTimeout > d.SPA.MaxOpenFor {
 		attrs = append(attrs, "asked_for", m.ClientTimeout.String())
 	}
-	l.log.Info("open", attrs...)
-	if l.met != nil {
-		l.met.opens.Inc()
-	}
-	l.queueHook("open", d, d.OnOpen, target.String())
+	// Logged and counted once it lands (settle).
+	l.queue(nft.Grant{Src: target, Door: d.Name, Kind: nft.Open, Ports: ports, TTL: ttl},
+		queued{spa: attrs, hook: l.hookFor("open", d, d.OnOpen, target.String())})
 }
 
 // spaRefused logs and counts a refusal of the loop's own checks. These

@@ -39,8 +39,8 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 fail() { echo "demo: FAILED: $*" >&2; echo "--- daemon log:" >&2; cat "$WORK/sesame.log" >&2; exit 1; }
 in_srv() { ip netns exec "$SRV" "$@"; }
 in_cli() { ip netns exec "$CLI" "$@"; }
-# granted SET ADDR: whether ADDR has an element in the grant set now.
-granted() { local out; out=$(in_srv nft list set inet sesame "$1"); [[ $out == *"$2 "* ]]; }
+# granted ADDR: whether ADDR has a grant (pending, open or manual) now.
+granted() { local out; out=$(in_srv nft list table inet sesame); [[ $out == *"$1 . "* ]]; }
 # connect HOST: one TCP connect to port 22 from the client; prints the greeting.
 connect() { in_cli timeout 3 bash -c "exec 3<>/dev/tcp/$1/22 && head -n1 <&3" 2>/dev/null; }
 
@@ -89,15 +89,22 @@ echo "refused, as it should be"
 
 step "knock, then connect"
 show in_cli "$SESAME" knock -v "$SERVER4" 7000 8000:udp 9000
-for _ in $(seq 50); do granted grants4 "$CLIENT4" && break; sleep 0.02; done
+for _ in $(seq 50); do granted "$CLIENT4" && break; sleep 0.02; done
 show in_srv nft list table inet sesame
+echo "the knock is pending (pend4_ssh): the client may connect within confirm_within (6s here, open_for's)"
 show in_srv "$SESAME" status -c "$WORK/sesame.hcl"
 printf '$ connect %s:22 from the client\n' "$SERVER4"
 connect "$SERVER4" || fail "port 22 stayed closed after the knock"
+echo "the kernel saw the client complete the TCP handshake: the grant is confirmed (open4_ssh)"
+show in_srv "$SESAME" status -c "$WORK/sesame.hcl"
+
+step "from the server itself, over loopback, the port needs no knock"
+printf '$ connect 127.0.0.1:22 on the server\n'
+in_srv timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/22 && head -n1 <&3" || fail "loopback to port 22 was refused"
 
 step "the same over IPv6"
 show in_cli "$SESAME" knock -v "$SERVER6" 7000 8000/udp 9000
-for _ in $(seq 50); do granted grants6 "$CLIENT6" && break; sleep 0.02; done
+for _ in $(seq 50); do granted "$CLIENT6" && break; sleep 0.02; done
 printf '$ connect [%s]:22 from the client\n' "$SERVER6"
 connect "$SERVER6" || fail "port 22 stayed closed over IPv6 after the knock"
 
@@ -107,7 +114,7 @@ wait "$DAEMON" || true
 DAEMON=
 echo "sesame run has stopped; the table and its grants stay in the kernel:"
 show in_srv "$SESAME" status -c "$WORK/sesame.hcl"
-for _ in $(seq 100); do granted grants4 "$CLIENT4" || break; sleep 0.1; done
+for _ in $(seq 100); do granted "$CLIENT4" || break; sleep 0.1; done
 show in_srv "$SESAME" status -c "$WORK/sesame.hcl"
 printf '$ connect %s:22 from the client\n' "$SERVER4"
 if connect "$SERVER4"; then fail "port 22 was still open after the grant expired"; fi

@@ -37,8 +37,8 @@ func TestDemo(t *testing.T) {
 		"refused, as it should be",
 		"hitting udp 192.0.2.1:8000",
 		"SSH-2.0-demo hello from the server namespace",
-		"msg=open door=ssh src=192.0.2.2 ports=22/tcp for=6s",
-		"msg=open door=ssh src=2001:db8:d::2 ports=22/tcp for=6s",
+		"msg=open door=ssh src=192.0.2.2 ports=22/tcp for=6s confirm=6s",
+		"msg=open door=ssh src=2001:db8:d::2 ports=22/tcp for=6s confirm=6s",
 		"refused again: the grant expired in the kernel",
 	} {
 		if !strings.Contains(string(out), want) {

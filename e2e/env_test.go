@@ -55,14 +55,40 @@ func setup(t *testing.T, configText string) *env {
 	return &env{Topo: tp, D: StartDaemon(t, tp.Server, configText)}
 }
 
-// grants lists the grant set for addr's family.
+// grants lists the elements of every grant set (every door's open,
+// pending and manual sets) for addr's family.
 func (e *env) grants(t *testing.T, addr netip.Addr) []Element {
 	t.Helper()
-	elems, err := NftSet(e.Server, GrantSet(addr))
+	elems, err := Grants(e.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return elems
+	var out []Element
+	for _, el := range elems {
+		if el.Addr.Is4() == addr.Is4() {
+			out = append(out, el)
+		}
+	}
+	return out
+}
+
+// waitIn waits up to 5s for the element addr . tcp . port in the set
+// named set and returns it.
+func (e *env) waitIn(t *testing.T, set string, addr netip.Addr, port uint16) Element {
+	t.Helper()
+	var el Element
+	if !Poll(5*time.Second, func() bool {
+		for _, g := range e.grants(t, addr) {
+			if g.Set == set && g.Addr == addr && g.Proto == "tcp" && g.Port == port {
+				el = g
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no %s . tcp . %d in %s within 5s; grants: %v", addr, port, set, e.grants(t, addr))
+	}
+	return el
 }
 
 // waitGrant waits up to 5s for the element addr . tcp . port and returns it.
@@ -75,7 +101,7 @@ func (e *env) waitGrant(t *testing.T, addr netip.Addr, port uint16) Element {
 		return found
 	})
 	if !ok {
-		t.Fatalf("no grant %s . tcp . %d within 5s; %s: %v", addr, port, GrantSet(addr), e.grants(t, addr))
+		t.Fatalf("no grant %s . tcp . %d within 5s; grants: %v", addr, port, e.grants(t, addr))
 	}
 	return el
 }

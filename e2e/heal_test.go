@@ -74,7 +74,9 @@ func TestCaptureRebinds(t *testing.T) {
 	if n := len(e.D.Entries(Msg("capture read failed"))); n > 0 {
 		t.Errorf("%d capture read errors logged for a link that went down", n)
 	}
-	e.Server.Exec(t, "nft", "flush", "set", "inet", "sesame", "grants4")
+	if err := FlushGrants(e.Server); err != nil {
+		t.Fatal(err)
+	}
 
 	rebound := Msg("capture re-bound", "interface", IfServerToClient)
 	e.Server.Exec(t, "ip", "link", "del", IfServerToClient)

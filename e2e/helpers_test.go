@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,15 +26,16 @@ func TestParseNftSet(t *testing.T) {
 	}{
 		{
 			name: "v4 with timeout and comment",
-			in:   `{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "inet", "name": "grants4", "table": "sesame", "elem": [{"elem": {"val": {"concat": ["198.51.100.2", "tcp", 22]}, "timeout": 30, "expires": 29, "comment": "ssh"}}]}}]}`,
-			want: []Element{{Addr: Stranger4, Proto: "tcp", Port: 22, Timeout: 30 * time.Second, Expires: 29 * time.Second, Comment: "ssh"}},
+			in:   `{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "inet", "name": "open4_ssh", "table": "sesame", "elem": [{"elem": {"val": {"concat": ["198.51.100.2", "tcp", 22]}, "timeout": 30, "expires": 29, "comment": "ssh"}}]}}]}`,
+			want: []Element{{Set: "open4_ssh", Addr: Stranger4, Proto: "tcp", Port: 22, Timeout: 30 * time.Second, Expires: 29 * time.Second, Comment: "ssh"}},
 		},
 		{
 			name: "v6 bare element, numeric proto",
-			in:   `{"nftables": [{"set": {"name": "grants6", "elem": [{"concat": ["2001:db8::2", 17, 53]}]}}]}`,
-			want: []Element{{Addr: netip.MustParseAddr("2001:db8::2"), Proto: "udp", Port: 53}},
+			in:   `{"nftables": [{"set": {"name": "pend6_ssh", "elem": [{"concat": ["2001:db8::2", 17, 53]}]}}]}`,
+			want: []Element{{Set: "pend6_ssh", Addr: netip.MustParseAddr("2001:db8::2"), Proto: "udp", Port: 53}},
 		},
-		{name: "empty set", in: `{"nftables": [{"set": {"name": "grants4"}}]}`},
+		{name: "empty set", in: `{"nftables": [{"set": {"name": "open4_ssh"}}]}`},
+		{name: "guarded set skipped", in: `{"nftables": [{"set": {"name": "guarded", "type": ["inet_proto", "inet_service"], "elem": [{"concat": ["tcp", 22]}]}}]}`},
 		{name: "no set", in: `{"nftables": [{"metainfo": {}}]}`, wantErr: true},
 		{name: "bad address", in: `{"nftables": [{"set": {"elem": [{"concat": ["x", "tcp", 22]}]}}]}`, wantErr: true},
 		{name: "not a concatenation", in: `{"nftables": [{"set": {"elem": ["198.51.100.2"]}}]}`, wantErr: true},
@@ -76,25 +78,47 @@ func TestTopology(t *testing.T) {
 	}
 }
 
-// TestNftSetHelper reads a hand-made grant set back through NftSet.
+// TestNftSetHelper reads hand-made grant sets back through NftSet and
+// Grants, and empties them with FlushGrants.
 func TestNftSetHelper(t *testing.T) {
 	nstest.RequireRoot(t)
 	t.Parallel()
 	ns := nstest.New(t, "set")
 	ns.Exec(t, "nft", "add table inet sesame; "+
-		"add set inet sesame grants4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }; "+
-		"add set inet sesame grants6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }")
-	ns.Exec(t, "nft", `add element inet sesame grants4 { 198.51.100.2 . tcp . 22 timeout 30s comment "ssh", 192.0.2.2 . udp . 53 timeout 1h }`)
-	ns.Exec(t, "nft", `add element inet sesame grants6 { 2001:db8:1::2 . tcp . 2222 timeout 60s comment "alt" }`)
+		"add set inet sesame open4_ssh { type ipv4_addr . inet_proto . inet_service; flags timeout; }; "+
+		"add set inet sesame manual6_alt { type ipv6_addr . inet_proto . inet_service; flags timeout; }; "+
+		"add set inet sesame guarded { type inet_proto . inet_service; elements = { tcp . 22 }; }")
+	ns.Exec(t, "nft", `add element inet sesame open4_ssh { 198.51.100.2 . tcp . 22 timeout 30s comment "ssh", 192.0.2.2 . udp . 53 timeout 1h }`)
+	ns.Exec(t, "nft", `add element inet sesame manual6_alt { 2001:db8:1::2 . tcp . 2222 timeout 60s comment "alt" }`)
 
-	got4, err := NftSet(ns, "grants4")
+	got4, err := NftSet(ns, "open4_ssh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got6, err := NftSet(ns, "grants6")
+	got6, err := NftSet(ns, "manual6_alt")
 	if err != nil {
 		t.Fatal(err)
 	}
+	all, err := Grants(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var where []string
+	for _, e := range all {
+		where = append(where, e.Kind()+" "+e.Door()+" "+e.Addr.String())
+	}
+	slices.Sort(where)
+	if want := []string{"manual alt 2001:db8:1::2", "open ssh 192.0.2.2", "open ssh 198.51.100.2"}; !slices.Equal(where, want) {
+		t.Errorf("Grants: %v, want %v", where, want)
+	}
+	defer func() {
+		if err := FlushGrants(ns); err != nil {
+			t.Fatal(err)
+		}
+		if all, err := Grants(ns); err != nil || len(all) != 0 {
+			t.Errorf("after FlushGrants: %v, %v; want none", all, err)
+		}
+	}()
 	check := func(elems []Element, addr netip.Addr, proto string, port uint16, timeout time.Duration, comment string) {
 		t.Helper()
 		e, ok := Find(elems, addr, proto, port)

@@ -26,21 +26,26 @@ func TestKnockOpens(t *testing.T) {
 	t.Parallel()
 	e := setup(t, config("reject", sshDoor("30s", "5s")))
 	knock(t, e.Client, ServerClient4, seqSSH...)
+	// A static door confirms (issue 11): the knock is pending for 10s...
 	el := e.waitGrant(t, Client4, 22)
-	if el.Comment != "ssh" || el.Timeout != 30*time.Second || el.Expires <= 0 || el.Expires > 30*time.Second {
-		t.Errorf("grant %v: want comment \"ssh\", timeout 30s, 0 < expires <= 30s", el)
+	if el.Set != "pend4_ssh" || el.Comment != "ssh" || el.Timeout != 10*time.Second || el.Expires <= 0 || el.Expires > 10*time.Second {
+		t.Errorf("grant %v: want it in pend4_ssh, comment \"ssh\", timeout 10s, 0 < expires <= 10s", el)
 	}
 	if got := e.grants(t, Client4); len(got) != 1 {
-		t.Errorf("grants4 = %v, want exactly the one element", got)
+		t.Errorf("grants = %v, want exactly the one element", got)
 	}
 	open := e.waitLog(t, Msg("open", "door", "ssh", "src", Client4.String()), "open")
-	if open.Str("ports") != "22/tcp" || open.Str("for") != "30s" {
-		t.Errorf("open log line %v: want ports=22/tcp for=30s", open)
+	if open.Str("ports") != "22/tcp" || open.Str("for") != "30s" || open.Str("confirm") != "10s" {
+		t.Errorf("open log line %v: want ports=22/tcp for=30s confirm=10s", open)
 	}
 	if len(e.D.Entries(Msg("stage", "door", "ssh", "src", Client4.String(), "stage", "2/3"))) == 0 {
 		t.Errorf("no stage=2/3 log line for %s", Client4)
 	}
 	mustConnect(t, e.Client, ServerClient4, 22)
+	// ...and its connection makes it a grant for open_for.
+	if el := e.waitIn(t, "open4_ssh", Client4, 22); el.Timeout != 30*time.Second || el.Expires <= 25*time.Second {
+		t.Errorf("confirmed grant %v: want timeout 30s, expires in (25s, 30s]", el)
+	}
 	mustRefuse(t, e.Stranger, ServerStranger4, 22)
 	mustRefuse(t, e.Client, ServerClient6, 22) // the grant is per address
 	e.noGrant(t, Stranger4)
@@ -153,17 +158,20 @@ func TestRetransmittedKnock(t *testing.T) {
 	}
 }
 
-// Case 6: an IPv6 knock grants in grants6 and opens IPv6 only.
+// Case 6: an IPv6 knock grants in the IPv6 sets and opens IPv6 only.
 func TestKnockIPv6(t *testing.T) {
 	t.Parallel()
 	e := setup(t, config("reject", sshDoor("30s", "5s")))
 	knock(t, e.Client, ServerClient6, seqSSH...)
 	el := e.waitGrant(t, Client6, 22)
-	if el.Comment != "ssh" || el.Timeout != 30*time.Second {
-		t.Errorf("grant %v: want comment \"ssh\", timeout 30s", el)
+	if el.Set != "pend6_ssh" || el.Comment != "ssh" || el.Timeout != 10*time.Second {
+		t.Errorf("grant %v: want it pending in pend6_ssh, comment \"ssh\", timeout 10s", el)
 	}
 	e.waitLog(t, Msg("open", "door", "ssh", "src", Client6.String()), "open")
 	mustConnect(t, e.Client, ServerClient6, 22)
+	if el := e.waitIn(t, "open6_ssh", Client6, 22); el.Timeout != 30*time.Second {
+		t.Errorf("confirmed grant %v: want timeout 30s", el)
+	}
 	mustRefuse(t, e.Client, ServerClient4, 22)
 	mustRefuse(t, e.Stranger, ServerStranger6, 22)
 	e.noGrant(t, Client4)
@@ -189,18 +197,19 @@ func TestKillKeepsGrant(t *testing.T) {
 	t.Parallel()
 	e := setup(t, config("reject", sshDoor("6s", "5s")))
 	knock(t, e.Client, ServerClient4, seqSSH...)
-	before := e.waitGrant(t, Client4, 22)
+	e.waitGrant(t, Client4, 22)
 	e.D.Kill()
 
 	if _, ok := Find(e.grants(t, Client4), Client4, "tcp", 22); !ok {
 		t.Fatalf("grant gone after kill -9")
 	}
-	mustConnect(t, e.Client, ServerClient4, 22)
+	mustConnect(t, e.Client, ServerClient4, 22) // confirmed by the kernel alone
+	before := e.waitIn(t, "open4_ssh", Client4, 22)
 	mustRefuse(t, e.Stranger, ServerStranger4, 22)
 
 	d2 := StartDaemonFile(t, e.Server, e.D.Config)
-	after, ok := Find(e.grants(t, Client4), Client4, "tcp", 22)
-	if !ok {
+	after := e.waitIn(t, "open4_ssh", Client4, 22)
+	if _, ok := Find(e.grants(t, Client4), Client4, "tcp", 22); !ok {
 		t.Fatalf("restarted daemon removed the live grant; log:\n%s", d2.Log())
 	}
 	if after.Expires > before.Expires || after.Timeout != before.Timeout {

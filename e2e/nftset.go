@@ -13,6 +13,7 @@ import (
 // Element is one element of a grant set, as `nft -j` shows it. Timeout and
 // Expires are whole seconds (nft's JSON rounds down).
 type Element struct {
+	Set     string // the set it is in, e.g. open4_ssh
 	Addr    netip.Addr
 	Proto   string // "tcp" or "udp"
 	Port    uint16
@@ -23,7 +24,86 @@ type Element struct {
 
 // String returns the nft form, e.g. `198.51.100.2 . tcp . 22 timeout 30s`.
 func (e Element) String() string {
-	return fmt.Sprintf("%s . %s . %d timeout %s expires %s comment %q", e.Addr, e.Proto, e.Port, e.Timeout, e.Expires, e.Comment)
+	return fmt.Sprintf("%s: %s . %s . %d timeout %s expires %s comment %q", e.Set, e.Addr, e.Proto, e.Port, e.Timeout, e.Expires, e.Comment)
+}
+
+// Kind is the kind of grant set the element is in: "open", "pending" or
+// "manual" ("" for another set). Each door has its own sets, named
+// KIND4_DOOR and KIND6_DOOR (pend4_DOOR for pending); the older layout's
+// grants4 and grants6 count as open.
+func (e Element) Kind() string {
+	k, _ := splitSet(e.Set)
+	return k
+}
+
+// Door is the door whose set the element is in.
+func (e Element) Door() string {
+	_, d := splitSet(e.Set)
+	return d
+}
+
+func splitSet(name string) (kind, door string) {
+	if name == "grants4" || name == "grants6" {
+		return "open", "" // before per-door sets: every door's grants (door in the comment)
+	}
+	for _, k := range []struct{ prefix, kind string }{{"open", "open"}, {"pend", "pending"}, {"manual", "manual"}} {
+		rest, ok := strings.CutPrefix(name, k.prefix)
+		if ok && len(rest) > 2 && (rest[0] == '4' || rest[0] == '6') && rest[1] == '_' {
+			return k.kind, rest[2:]
+		}
+	}
+	return "", ""
+}
+
+// Grants lists the elements of every grant set (every door's open,
+// pending and manual sets) of table inet sesame in ns.
+func Grants(ns *nstest.NS) ([]Element, error) {
+	out, err := ns.Try("nft", "-j", "list", "table", "inet", "sesame")
+	if err != nil {
+		return nil, fmt.Errorf("nft list table inet sesame: %w: %s", err, out)
+	}
+	all, err := ParseNftSet([]byte(out))
+	if err != nil {
+		return nil, err
+	}
+	var elems []Element
+	for _, e := range all {
+		if e.Kind() != "" {
+			elems = append(elems, e)
+		}
+	}
+	return elems, nil
+}
+
+// FlushGrants empties every grant set of table inet sesame in ns.
+func FlushGrants(ns *nstest.NS) error {
+	out, err := ns.Try("nft", "-j", "list", "sets", "inet")
+	if err != nil {
+		return fmt.Errorf("nft list sets: %w: %s", err, out)
+	}
+	var doc struct {
+		Nftables []struct {
+			Set *struct{ Name, Table string } `json:"set"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		return fmt.Errorf("parse nft json: %w", err)
+	}
+	var cmds []string
+	for _, o := range doc.Nftables {
+		if o.Set != nil && o.Set.Table == "sesame" {
+			if k, _ := splitSet(o.Set.Name); k != "" {
+				cmds = append(cmds, "flush set inet sesame "+o.Set.Name)
+			}
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	if out, err := ns.Try("nft", strings.Join(cmds, "; ")); err != nil {
+		return fmt.Errorf("nft flush: %w: %s", err, out)
+	}
+	return nil
 }
 
 // NftSet lists set name of table inet sesame in ns.
@@ -40,12 +120,14 @@ func NftSetIn(ns *nstest.NS, table, name string) ([]Element, error) {
 	return ParseNftSet([]byte(out))
 }
 
-// ParseNftSet parses the output of `nft -j list set` for a set of
-// addr . inet_proto . inet_service.
+// ParseNftSet parses the output of `nft -j list set` (or list table) for
+// sets of addr . inet_proto . inet_service; other sets are skipped.
 func ParseNftSet(js []byte) ([]Element, error) {
 	var doc struct {
 		Nftables []struct {
 			Set *struct {
+				Name string            `json:"name"`
+				Type any               `json:"type"`
 				Elem []json.RawMessage `json:"elem"`
 			} `json:"set"`
 		} `json:"nftables"`
@@ -60,11 +142,15 @@ func ParseNftSet(js []byte) ([]Element, error) {
 			continue
 		}
 		found = true
+		if ty, ok := o.Set.Type.([]any); ok && len(ty) != 3 {
+			continue // not a grant set (guarded)
+		}
 		for _, raw := range o.Set.Elem {
 			e, err := parseElem(raw)
 			if err != nil {
 				return nil, err
 			}
+			e.Set = o.Set.Name
 			elems = append(elems, e)
 		}
 	}
@@ -130,12 +216,4 @@ func Find(elems []Element, addr netip.Addr, proto string, port uint16) (Element,
 		}
 	}
 	return Element{}, false
-}
-
-// GrantSet names the grant set for addr's family.
-func GrantSet(addr netip.Addr) string {
-	if addr.Is4() {
-		return "grants4"
-	}
-	return "grants6"
 }

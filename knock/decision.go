@@ -80,6 +80,9 @@ type Decision struct {
 	Reason Reason           // for Reset only
 	Hit    policy.PortProto // the port that caused it; zero for a Timeout from Expire
 	Client string           // TOTP doors: the client whose sequence it is, when known
+	// Counter is, for a TOTP door's Open, the time step of the sequence
+	// that opened (with Door and Client, the burn: see TOTPMatcher.Unburn).
+	Counter uint64
 }
 
 // Stats are the matcher's counters since New. Tracked is the current number

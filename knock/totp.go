@@ -286,6 +286,7 @@ func (m *TOTPMatcher) Observe(h Hit, now time.Time) []Decision {
 			m.burned[burnKey{d.Name, d.Clients[win.client].Name, win.ctr}] = struct{}{}
 			m.stats.Opens++
 			m.emit(Open, d, src, t.Length, NoReason, step, d.Clients[win.client].Name)
+			m.out[len(m.out)-1].Counter = win.ctr
 		case n > 0:
 			m.cs[i], m.nc[i] = next, uint8(n)
 			m.t.advance(i)

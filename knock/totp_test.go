@@ -221,3 +221,39 @@ func TestTOTPProtocols(t *testing.T) {
 		}
 	}
 }
+
+// TestTOTPUnburn: a sequence whose grant failed is given back: the same
+// client's knock opens again within its window (issue 11: no code burned
+// for a grant that did not land); other burns stay.
+func TestTOTPUnburn(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_700_000_010, 0)
+	ctr := totp.Counter(t0, 30*time.Second)
+	seqA := totp.Sequence(secA, ctr, 20000, 29999, 4)
+	seqB := totp.Sequence(secB, ctr, 20000, 29999, 4)
+	a, b := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("198.51.100.2")
+	m := NewTOTP(totpTestPolicy(), Config{MaxEntries: 64})
+	var opened Decision
+	for _, seq := range [][]uint16{seqA, seqB} {
+		got := knockAll(m, a, seq, t0)
+		if len(got) == 0 || got[len(got)-1].Kind != Open {
+			t.Fatalf("knock: %+v, want Open", got)
+		}
+		if opened.Door == nil {
+			opened = got[len(got)-1]
+		}
+	}
+	if opened.Counter != ctr || opened.Client != "alice" {
+		t.Fatalf("Open decision: client %q counter %d, want alice %d", opened.Client, opened.Counter, ctr)
+	}
+	m.Unburn(Burn{Door: opened.Door.Name, Client: opened.Client, Counter: opened.Counter})
+	if got := m.Burns(); len(got) != 1 || got[0].Client != "bob" {
+		t.Errorf("Burns() after Unburn = %+v, want only bob's", got)
+	}
+	if got := knockAll(m, b, seqA, t0.Add(time.Second)); len(got) == 0 || got[len(got)-1].Kind != Open {
+		t.Errorf("alice's sequence after Unburn: %+v, want Open", got)
+	}
+	if got := knockAll(m, b, seqB, t0.Add(time.Second)); len(got) == 0 || got[len(got)-1].Reason != Replayed {
+		t.Errorf("bob's sequence: %+v, want a Replayed reset", got)
+	}
+}

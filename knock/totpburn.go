@@ -35,3 +35,17 @@ func (m *TOTPMatcher) Restore(bs []Burn) {
 	}
 	m.built = false // rebuild the candidates with their burned flags
 }
+
+// Unburn gives back a sequence that opened but whose grant did not land
+// (the kernel refused it): it is accepted again within its window. The
+// daemon calls it after the grant failed, so a burn holds from the Open
+// decision until the grant is known to have failed.
+func (m *TOTPMatcher) Unburn(b Burn) {
+	delete(m.burned, burnKey{door: b.Door, client: b.Client, ctr: b.Counter})
+	for i := range m.cands {
+		c := &m.cands[i]
+		if d := m.doors[c.door]; c.ctr == b.Counter && d.Name == b.Door && d.Clients[c.client].Name == b.Client {
+			c.burned = false
+		}
+	}
+}

@@ -20,7 +20,7 @@ func BenchmarkGrant(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}) // 65536 sources, then re-grants
-				if err := tbl.Grant(src, "ssh", []policy.PortProto{ssh}, time.Minute); err != nil {
+				if err := tbl.Grant(src, "ssh", Open, []policy.PortProto{ssh}, time.Minute); err != nil {
 					b.Fatal(err)
 				}
 				i++

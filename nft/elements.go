@@ -9,35 +9,34 @@ import (
 	"github.com/sesame-knock/sesame/policy"
 )
 
-// Grant opens ports for one source address for TTL; the kernel expires it.
+// Grant opens ports of a door for one source address for TTL, in the
+// door's set of its kind; the kernel expires it.
 type Grant struct {
 	Src   netip.Addr
-	Door  string // the element's comment
+	Door  string // names the door's sets; also the elements' comment
+	Kind  Kind
 	Ports []policy.PortProto
 	TTL   time.Duration
 }
 
-// Revoke closes ports for one source address before their grant expires.
+// Revoke closes ports of a door for one source address before their grant
+// expires: in the door's open and pending sets, and with Manual also in its
+// manual set (`sesame revoke`; a close sequence leaves manual grants).
 type Revoke struct {
-	Src   netip.Addr
-	Ports []policy.PortProto
+	Src    netip.Addr
+	Door   string
+	Ports  []policy.PortProto
+	Manual bool
 }
 
 // Element is one grant as the kernel holds it.
 type Element struct {
 	Addr    netip.Addr
 	Port    policy.PortProto
-	Door    string
+	Door    string // from the set's name
+	Kind    Kind
 	Timeout time.Duration // the grant's length
 	Expires time.Duration // time left
-}
-
-// grantSet returns the set that holds grants for a (4-in-6 unmapped) address.
-func grantSet(a netip.Addr) string {
-	if a.Is4() {
-		return setGrants4
-	}
-	return setGrants6
 }
 
 // elemKey encodes addr . proto . port as the kernel stores a concatenated
@@ -79,58 +78,124 @@ func parseKey(k []byte) (netip.Addr, policy.PortProto, error) {
 // bytes of element userdata).
 const maxComment = 250
 
-// setOps is what Apply writes to one grant set.
-type setOps struct {
-	adds []elem // with timeout and comment
-	dels []elem // keys only
+// checkGrant validates one grant before anything is sent.
+func checkGrant(g *Grant) error {
+	switch {
+	case !g.Src.IsValid():
+		return invalid("grant: invalid source address")
+	case g.TTL < time.Millisecond:
+		return invalid("grant %s: ttl %v: want at least 1ms", g.Src, g.TTL)
+	case len(g.Door) > maxComment:
+		return invalid("grant %s: door name of %d bytes: want at most %d", g.Src, len(g.Door), maxComment)
+	case !validDoor(g.Door):
+		return invalid("grant %s: %q is not a door name", g.Src, g.Door)
+	case int(g.Kind) >= len(setPrefix):
+		return invalid("grant %s: unknown kind %v", g.Src, g.Kind)
+	}
+	return nil
 }
 
-// planOps sorts the elements of grants and revokes into the two grant sets
-// (4-in-6 mapped sources count as IPv4), without duplicates: a later grant
-// of the same key wins. dels holds every key to delete first: the revoked
-// ones and, so that a re-grant restarts its timer, the granted ones.
-func planOps(grants []Grant, revokes []Revoke) (map[string]*setOps, error) {
-	ops := map[string]*setOps{setGrants4: {}, setGrants6: {}}
-	addAt := map[string]int{}
+// group is the grants of one source address in one set: they share keys
+// (a later grant of a key wins), so they land or fail together.
+type group struct {
+	grants []int  // indexes into Apply's grants
+	adds   []elem // with timeout and comment, one per key
+}
+
+// setPlan is what one Apply writes to one set.
+type setPlan struct {
+	name    string
+	revokes []int  // indexes into Apply's revokes that touch this set
+	dels    []elem // their keys, each once
+	groups  []*group
+	err     error // why the set's part of the whole transaction failed
+}
+
+// keysOf returns the keys the groups add.
+func keysOf(gs []*group) []elem {
+	var out []elem
+	for _, g := range gs {
+		for _, e := range g.adds {
+			out = append(out, elem{key: e.key})
+		}
+	}
+	return out
+}
+
+// plan sorts grants and revokes into the sets they touch (4-in-6 mapped
+// sources count as IPv4), in first-touched order. exists says whether the
+// table has a set; grants to a missing set fail at once (in grantErrs),
+// revokes skip it (nothing to revoke there).
+func plan(grants []Grant, revokes []Revoke, exists func(string) bool, grantErrs []error) []*setPlan {
+	var sets []*setPlan
+	byName := map[string]*setPlan{}
+	get := func(name string) *setPlan {
+		sp := byName[name]
+		if sp == nil {
+			sp = &setPlan{name: name}
+			byName[name] = sp
+			sets = append(sets, sp)
+		}
+		return sp
+	}
 	seenDel := map[string]bool{}
-	del := func(set string, k []byte) {
-		if !seenDel[string(k)] {
-			seenDel[string(k)] = true
-			ops[set].dels = append(ops[set].dels, elem{key: k})
-		}
-	}
-	for _, r := range revokes {
-		if !r.Src.IsValid() {
-			return nil, fmt.Errorf("revoke: invalid source address")
-		}
+	for i, r := range revokes {
 		src := r.Src.Unmap()
-		for _, pp := range r.Ports {
-			del(grantSet(src), elemKey(src, pp))
+		kinds := []Kind{Open, Pending}
+		if r.Manual {
+			kinds = append(kinds, Manual)
 		}
-	}
-	for _, g := range grants {
-		if !g.Src.IsValid() {
-			return nil, fmt.Errorf("grant: invalid source address")
-		}
-		if g.TTL < time.Millisecond {
-			return nil, fmt.Errorf("grant %s: ttl %v: want at least 1ms", g.Src, g.TTL)
-		}
-		if len(g.Door) > maxComment {
-			return nil, fmt.Errorf("grant %s: door name of %d bytes: want at most %d", g.Src, len(g.Door), maxComment)
-		}
-		src := g.Src.Unmap()
-		set := grantSet(src)
-		for _, pp := range g.Ports {
-			k := elemKey(src, pp)
-			del(set, k)
-			e := elem{key: k, timeout: g.TTL, comment: g.Door}
-			if i, ok := addAt[string(k)]; ok {
-				ops[set].adds[i] = e
+		for _, k := range kinds {
+			name := grantSetName(k, src, r.Door)
+			if !exists(name) {
 				continue
 			}
-			addAt[string(k)] = len(ops[set].adds)
-			ops[set].adds = append(ops[set].adds, e)
+			sp := get(name)
+			sp.revokes = append(sp.revokes, i)
+			for _, pp := range r.Ports {
+				k := elemKey(src, pp)
+				if id := name + "\x00" + string(k); !seenDel[id] {
+					seenDel[id] = true
+					sp.dels = append(sp.dels, elem{key: k})
+				}
+			}
 		}
 	}
-	return ops, nil
+	type gkey struct {
+		set string
+		src netip.Addr
+	}
+	groups := map[gkey]*group{}
+	for i := range grants {
+		g := &grants[i]
+		if grantErrs[i] != nil {
+			continue
+		}
+		src := g.Src.Unmap()
+		name := grantSetName(g.Kind, src, g.Door)
+		if !exists(name) {
+			grantErrs[i] = invalid("grant %s: no set %s in the table: is the daemon running a config with door %q?", src, name, g.Door)
+			continue
+		}
+		sp := get(name)
+		gr := groups[gkey{name, src}]
+		if gr == nil {
+			gr = &group{}
+			groups[gkey{name, src}] = gr
+			sp.groups = append(sp.groups, gr)
+		}
+		gr.grants = append(gr.grants, i)
+	next:
+		for _, pp := range g.Ports {
+			e := elem{key: elemKey(src, pp), timeout: g.TTL, comment: g.Door}
+			for j := range gr.adds {
+				if string(gr.adds[j].key) == string(e.key) {
+					gr.adds[j] = e
+					continue next
+				}
+			}
+			gr.adds = append(gr.adds, e)
+		}
+	}
+	return sets
 }

@@ -13,6 +13,7 @@ import (
 func (f field) datatype() nftables.SetDatatype {
 	return [...]nftables.SetDatatype{
 		nftables.TypeIPAddr, nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService,
+		nftables.TypeInetService, nftables.TypeInetService,
 	}[f]
 }
 
@@ -27,6 +28,7 @@ func (s setModel) nfSet(t *nftables.Table) *nftables.Set {
 		Name:       s.name,
 		KeyType:    nftables.MustConcatSetType(types...),
 		HasTimeout: s.timeout,
+		Dynamic:    s.dynamic,
 		Size:       s.size,
 		Comment:    s.comment,
 	}
@@ -52,7 +54,7 @@ func (f field) load(slot int) []expr.Any {
 		return []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16}}
 	case fieldL4Proto:
 		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg}}
-	default: // fieldTHDport
+	default: // fieldTHDport, fieldTCPDport, fieldUDPDport
 		return []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
 	}
 }
@@ -69,15 +71,62 @@ func (f field) nfproto() byte {
 	return 0
 }
 
+// l4proto returns the dependency a transport-header field of one protocol
+// needs (meta l4proto tcp/udp), or 0 for none. nft puts it after the
+// nfproto dependency and leaves it out when it lists the rule.
+func (f field) l4proto() byte {
+	switch f {
+	case fieldTCPDport:
+		return unix.IPPROTO_TCP
+	case fieldUDPDport:
+		return unix.IPPROTO_UDP
+	}
+	return 0
+}
+
+// loadKey returns the expressions that load key into the registers from
+// register 1 on, as nft emits them for a lookup or an update.
+func loadKey(key []field) []expr.Any {
+	var out []expr.Any
+	slot := 0
+	for _, f := range key {
+		out = append(out, f.load(slot)...)
+		slot += (f.size() + 3) / 4
+	}
+	return out
+}
+
+// ctBits is a ct key whose register has any of bits set, as nft emits
+// `ct state established` or `ct status assured`.
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: key},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(bits),
+			Xor:  make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+// ipsAssured is IPS_ASSURED, the conntrack status bit `ct status assured`
+// tests.
+const ipsAssured = 1 << 2
+
 func (m match) exprs() []expr.Any {
 	switch m.kind {
 	case matchCtState:
+		return ctBits(expr.CtKeySTATE, m.states)
+	case matchCtAssured:
+		return ctBits(expr.CtKeySTATUS, ipsAssured)
+	case matchCtOrig:
 		return []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-				Xor:  make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+			&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+		}
+	case matchLoopback:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(loopbackIndex)},
 		}
 	case matchL4Proto:
 		return []expr.Any{
@@ -93,12 +142,21 @@ func (m match) exprs() []expr.Any {
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}})
 		}
 	}
-	slot := 0
 	for _, f := range m.key {
-		out = append(out, f.load(slot)...)
-		slot += (f.size() + 3) / 4
+		if p := f.l4proto(); p != 0 {
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}})
+		}
 	}
+	out = append(out, loadKey(m.key)...)
 	return append(out, &expr.Lookup{SourceRegister: 1, SetName: m.set, Invert: m.invert})
+}
+
+func (u *update) exprs() []expr.Any {
+	return append(loadKey(u.key), &expr.Dynset{
+		SrcRegKey: 1, SetName: u.set, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: u.timeout,
+	})
 }
 
 func (v verdict) exprs() []expr.Any {
@@ -109,6 +167,8 @@ func (v verdict) exprs() []expr.Any {
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
 	case verdictRejectICMPX:
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}}
+	case verdictNone:
+		return nil
 	}
 	return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 }
@@ -117,6 +177,9 @@ func (r ruleModel) exprs() []expr.Any {
 	var out []expr.Any
 	for _, m := range r.matches {
 		out = append(out, m.exprs()...)
+	}
+	if r.update != nil {
+		out = append(out, r.update.exprs()...)
 	}
 	return append(out, r.verdict.exprs()...)
 }

@@ -48,7 +48,7 @@ func TestRegrantRestartsTimer(t *testing.T) {
 			tbl := newTable(t, ns, m.opts...)
 			mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
 			src := netip.MustParseAddr("198.51.100.2")
-			if err := tbl.Grant(src, "ssh", []policy.PortProto{ssh}, 10*time.Second); err != nil {
+			if err := tbl.Grant(src, "ssh", Open, []policy.PortProto{ssh}, 10*time.Second); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 5*time.Second, "grant timer runs down to 8.5s", func() bool {
@@ -58,7 +58,7 @@ func TestRegrantRestartsTimer(t *testing.T) {
 				}
 				return e.Expires <= 8500*time.Millisecond
 			})
-			if err := tbl.Grant(src, "ssh", []policy.PortProto{ssh}, 10*time.Second); err != nil {
+			if err := tbl.Grant(src, "ssh", Open, []policy.PortProto{ssh}, 10*time.Second); err != nil {
 				t.Fatalf("re-grant: %v", err)
 			}
 			e, ok := find(t, tbl, src, ssh)
@@ -74,13 +74,13 @@ func TestRevoke(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			ns := nstest.New(t, "nft")
 			tbl := newTable(t, ns, m.opts...)
-			mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
+			mustEnsure(t, tbl, twoDoors(false))
 			a := netip.MustParseAddr("198.51.100.2")
 			b := netip.MustParseAddr("2001:db8::9")
-			if err := tbl.Grant(a, "ssh", []policy.PortProto{ssh, web}, time.Hour); err != nil {
+			if err := tbl.Grant(a, "ssh", Open, []policy.PortProto{ssh, web}, time.Hour); err != nil {
 				t.Fatal(err)
 			}
-			if err := tbl.Revoke(a, []policy.PortProto{web}); err != nil {
+			if err := tbl.Revoke(a, "ssh", []policy.PortProto{web}, false); err != nil {
 				t.Fatalf("Revoke: %v", err)
 			}
 			if diff := cmp.Diff([]string{"198.51.100.2 22/tcp ssh"}, listed(t, tbl)); diff != "" {
@@ -90,7 +90,7 @@ func TestRevoke(t *testing.T) {
 			// batch nor keep its other operations from applying.
 			if err := tbl.Apply(
 				[]Grant{{Src: b, Door: "wg", Ports: []policy.PortProto{wg}, TTL: time.Hour}},
-				[]Revoke{{Src: a, Ports: []policy.PortProto{web, ssh}}, {Src: b, Ports: []policy.PortProto{ssh}}},
+				[]Revoke{{Src: a, Door: "ssh", Ports: []policy.PortProto{web, ssh}}, {Src: b, Door: "ssh", Ports: []policy.PortProto{ssh}, Manual: true}},
 			); err != nil {
 				t.Fatalf("Apply with missing revokes: %v", err)
 			}
@@ -107,7 +107,7 @@ func TestKernelExpiry(t *testing.T) {
 	mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
 	src := netip.MustParseAddr("203.0.113.7")
 	start := time.Now()
-	if err := tbl.Grant(src, "ssh", []policy.PortProto{ssh}, 2*time.Second); err != nil {
+	if err := tbl.Grant(src, "ssh", Open, []policy.PortProto{ssh}, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := find(t, tbl, src, ssh); !ok {
@@ -125,15 +125,15 @@ func TestAddressFamilies(t *testing.T) {
 	tbl := newTable(t, ns)
 	mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
 	for _, s := range []string{"2001:db8::5", "::ffff:198.51.100.9"} {
-		if err := tbl.Grant(netip.MustParseAddr(s), "ssh", []policy.PortProto{ssh}, time.Hour); err != nil {
+		if err := tbl.Grant(netip.MustParseAddr(s), "ssh", Open, []policy.PortProto{ssh}, time.Hour); err != nil {
 			t.Fatalf("Grant %s: %v", s, err)
 		}
 	}
 	if diff := cmp.Diff([]string{"198.51.100.9 22/tcp ssh", "2001:db8::5 22/tcp ssh"}, listed(t, tbl)); diff != "" {
 		t.Errorf("List (-want +got):\n%s", diff)
 	}
-	g4 := ns.Exec(t, "nft", "list", "set", "inet", "sesame", "grants4")
-	g6 := ns.Exec(t, "nft", "list", "set", "inet", "sesame", "grants6")
+	g4 := ns.Exec(t, "nft", "list", "set", "inet", "sesame", "open4_ssh")
+	g6 := ns.Exec(t, "nft", "list", "set", "inet", "sesame", "open6_ssh")
 	if !strings.Contains(g4, "198.51.100.9 . tcp . 22") || !strings.Contains(g6, "2001:db8::5 . tcp . 22") {
 		t.Errorf("elements in the wrong sets:\n%s\n%s", g4, g6)
 	}
@@ -181,7 +181,7 @@ func TestDelete(t *testing.T) {
 		t.Errorf("Delete before Ensure: %v, want ErrNoTable", err)
 	}
 	mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
-	if err := tbl.Grant(netip.MustParseAddr("198.51.100.2"), "ssh", []policy.PortProto{ssh}, time.Hour); err != nil {
+	if err := tbl.Grant(netip.MustParseAddr("198.51.100.2"), "ssh", Open, []policy.PortProto{ssh}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := tbl.Delete(); err != nil {

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/sesame-knock/sesame/policy"
 )
 
+// testPolicy has one static door "ssh" without confirm (grants go straight
+// to its open sets) and the default max_grants.
 func testPolicy(closed policy.Closed, open ...policy.PortProto) *policy.Policy {
 	return &policy.Policy{
 		Table:  "sesame",
@@ -23,6 +26,32 @@ func testPolicy(closed policy.Closed, open ...policy.PortProto) *policy.Policy {
 	}
 }
 
+// twoDoors has door "ssh" (22/tcp and 443/tcp; with confirm, for 10s) and
+// a TOTP door "wg" (51820/udp), each with room for 16 grants per set.
+func twoDoors(confirm bool) *policy.Policy {
+	p := &policy.Policy{
+		Table:  "sesame",
+		Closed: policy.ClosedDrop,
+		Doors: []policy.Door{{
+			Name:      "ssh",
+			Sequence:  []policy.PortProto{{Port: 7000, Proto: policy.TCP}},
+			Open:      []policy.PortProto{ssh, web},
+			OpenFor:   time.Hour,
+			MaxGrants: 16,
+		}, {
+			Name:      "wg",
+			TOTP:      &policy.TOTP{Lo: 20000, Hi: 29999, Length: 4, Step: 30 * time.Second, Proto: policy.TCP},
+			Open:      []policy.PortProto{wg},
+			OpenFor:   time.Hour,
+			MaxGrants: 16,
+		}},
+	}
+	if confirm {
+		p.Doors[0].Confirm, p.Doors[0].ConfirmWithin = true, 10*time.Second
+	}
+	return p
+}
+
 var (
 	ssh = policy.PortProto{Port: 22, Proto: policy.TCP}
 	wg  = policy.PortProto{Port: 51820, Proto: policy.UDP}
@@ -30,48 +59,51 @@ var (
 )
 
 const goldenDrop = `table inet sesame {
-	set grants4 {
-		type ipv4_addr . inet_proto . inet_service
-		size 65536
-		flags timeout
-	}
-
-	set grants6 {
-		type ipv6_addr . inet_proto . inet_service
-		size 65536
-		flags timeout
-	}
-
 	set guarded {
 		type inet_proto . inet_service
 		comment "managed by sesame"
 		elements = { tcp . 22 }
 	}
 
+	set open4_ssh {
+		type ipv4_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
+	set open6_ssh {
+		type ipv6_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
+	set manual4_ssh {
+		type ipv4_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
+	set manual6_ssh {
+		type ipv6_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
 	chain input {
 		type filter hook input priority filter - 5; policy accept;
+		iif "lo" accept
 		meta l4proto . th dport != @guarded accept
 		ct state established,related accept
-		ip saddr . meta l4proto . th dport @grants4 accept
-		ip6 saddr . meta l4proto . th dport @grants6 accept
+		ip saddr . meta l4proto . th dport @open4_ssh accept
+		ip saddr . meta l4proto . th dport @manual4_ssh accept
+		ip6 saddr . meta l4proto . th dport @open6_ssh accept
+		ip6 saddr . meta l4proto . th dport @manual6_ssh accept
 		drop
 	}
 }
 `
 
 const goldenReject = `table inet knock {
-	set grants4 {
-		type ipv4_addr . inet_proto . inet_service
-		size 65536
-		flags timeout
-	}
-
-	set grants6 {
-		type ipv6_addr . inet_proto . inet_service
-		size 65536
-		flags timeout
-	}
-
 	set guarded {
 		type inet_proto . inet_service
 		comment "managed by sesame"
@@ -80,12 +112,39 @@ const goldenReject = `table inet knock {
 			     udp . 51820 }
 	}
 
+	set open4_ssh {
+		type ipv4_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
+	set open6_ssh {
+		type ipv6_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
+	set manual4_ssh {
+		type ipv4_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
+	set manual6_ssh {
+		type ipv6_addr . inet_proto . inet_service
+		size 65536
+		flags timeout
+	}
+
 	chain input {
 		type filter hook input priority filter - 5; policy accept;
+		iif "lo" accept
 		meta l4proto . th dport != @guarded accept
 		ct state established,related accept
-		ip saddr . meta l4proto . th dport @grants4 accept
-		ip6 saddr . meta l4proto . th dport @grants6 accept
+		ip saddr . meta l4proto . th dport @open4_ssh accept
+		ip saddr . meta l4proto . th dport @manual4_ssh accept
+		ip6 saddr . meta l4proto . th dport @open6_ssh accept
+		ip6 saddr . meta l4proto . th dport @manual6_ssh accept
 		meta l4proto tcp reject with tcp reset
 		reject
 	}
@@ -150,51 +209,74 @@ func TestKeyRoundTrip(t *testing.T) {
 	}
 }
 
-func TestPlanOps(t *testing.T) {
+func TestPlan(t *testing.T) {
 	t.Parallel()
 	a4 := netip.MustParseAddr("198.51.100.2")
 	mapped := netip.MustParseAddr("::ffff:198.51.100.3")
 	a6 := netip.MustParseAddr("2001:db8::1")
-	ops, err := planOps([]Grant{
-		{Src: a4, Door: "ssh", Ports: []policy.PortProto{ssh, web}, TTL: time.Second},
-		{Src: mapped, Door: "ssh", Ports: []policy.PortProto{ssh}, TTL: time.Second},
+	grants := []Grant{
+		{Src: a4, Door: "ssh", Kind: Pending, Ports: []policy.PortProto{ssh, web}, TTL: time.Second},
+		{Src: mapped, Door: "ssh", Kind: Pending, Ports: []policy.PortProto{ssh}, TTL: time.Second},
 		{Src: a6, Door: "wg", Ports: []policy.PortProto{wg}, TTL: time.Second},
-		{Src: a4, Door: "web", Ports: []policy.PortProto{web}, TTL: 2 * time.Second}, // later wins
-	}, []Revoke{{Src: a4, Ports: []policy.PortProto{ssh}}})
-	if err != nil {
-		t.Fatal(err)
+		{Src: a4, Door: "ssh", Kind: Pending, Ports: []policy.PortProto{web}, TTL: 2 * time.Second}, // later wins
+		{Src: a4, Door: "ssh", Kind: Manual, Ports: []policy.PortProto{ssh}, TTL: time.Hour},
+		{Src: a4, Door: "nosuch", Ports: []policy.PortProto{ssh}, TTL: time.Hour},
 	}
-	type got struct{ Adds, Dels []string }
-	summary := func(o *setOps) got {
-		var g got
-		for _, e := range o.adds {
-			a, pp, _ := parseKey(e.key)
-			g.Adds = append(g.Adds, a.String()+" "+pp.String()+" "+e.comment+" "+e.timeout.String())
-		}
-		for _, e := range o.dels {
-			a, pp, _ := parseKey(e.key)
-			g.Dels = append(g.Dels, a.String()+" "+pp.String())
-		}
-		return g
+	revokes := []Revoke{
+		{Src: a4, Door: "ssh", Ports: []policy.PortProto{ssh}},             // open and pending
+		{Src: a6, Door: "wg", Ports: []policy.PortProto{wg}, Manual: true}, // open and manual (wg has no pending set)
 	}
-	want := map[string]got{
-		setGrants4: {
-			Adds: []string{"198.51.100.2 22/tcp ssh 1s", "198.51.100.2 443/tcp web 2s", "198.51.100.3 22/tcp ssh 1s"},
-			Dels: []string{"198.51.100.2 22/tcp", "198.51.100.2 443/tcp", "198.51.100.3 22/tcp"},
+	sets := map[string]bool{}
+	for _, sm := range buildModel(twoDoors(true)).sets {
+		sets[sm.name] = true
+	}
+	errs := make([]error, len(grants))
+	got := map[string][]string{}
+	for _, sp := range plan(grants, revokes, func(s string) bool { return sets[s] }, errs) {
+		var lines []string
+		for _, e := range sp.dels {
+			a, pp, _ := parseKey(e.key)
+			lines = append(lines, "del "+a.String()+" "+pp.String())
+		}
+		for _, g := range sp.groups {
+			for _, e := range g.adds {
+				a, pp, _ := parseKey(e.key)
+				lines = append(lines, fmt.Sprintf("add %v %s %s %s %s", g.grants, a, pp, e.comment, e.timeout))
+			}
+		}
+		lines = append(lines, fmt.Sprintf("revokes %v", sp.revokes))
+		got[sp.name] = lines
+	}
+	want := map[string][]string{
+		"open4_ssh": {"del 198.51.100.2 22/tcp", "revokes [0]"},
+		"pend4_ssh": {
+			"del 198.51.100.2 22/tcp",
+			"add [0 3] 198.51.100.2 22/tcp ssh 1s",
+			"add [0 3] 198.51.100.2 443/tcp ssh 2s",
+			"add [1] 198.51.100.3 22/tcp ssh 1s",
+			"revokes [0]",
 		},
-		setGrants6: {Adds: []string{"2001:db8::1 51820/udp wg 1s"}, Dels: []string{"2001:db8::1 51820/udp"}},
+		"open6_wg":    {"del 2001:db8::1 51820/udp", "add [2] 2001:db8::1 51820/udp wg 1s", "revokes [1]"},
+		"manual6_wg":  {"del 2001:db8::1 51820/udp", "revokes [1]"},
+		"manual4_ssh": {"add [4] 198.51.100.2 22/tcp ssh 1h0m0s", "revokes []"},
 	}
-	gotAll := map[string]got{setGrants4: summary(ops[setGrants4]), setGrants6: summary(ops[setGrants6])}
-	if diff := cmp.Diff(want, gotAll); diff != "" {
-		t.Errorf("planOps (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
+	for i, e := range errs {
+		if (e != nil) != (i == 5) {
+			t.Errorf("grant %d: error %v; want one only for the door without sets", i, e)
+		}
 	}
 	for _, bad := range []Grant{
-		{Ports: []policy.PortProto{ssh}, TTL: time.Second},
-		{Src: a4, TTL: 0},
+		{Door: "ssh", Ports: []policy.PortProto{ssh}, TTL: time.Second},
+		{Src: a4, Door: "ssh", TTL: 0},
 		{Src: a4, TTL: time.Second, Door: strings.Repeat("d", maxComment+1)},
+		{Src: a4, TTL: time.Second, Door: "no spaces"},
+		{Src: a4, TTL: time.Second, Door: "ssh", Kind: 7},
 	} {
-		if _, err := planOps([]Grant{bad}, nil); err == nil {
-			t.Errorf("planOps(%+v): want an error", bad)
+		if err := checkGrant(&bad); err == nil {
+			t.Errorf("checkGrant(%+v): want an error", bad)
 		}
 	}
 }

@@ -7,8 +7,12 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -29,6 +33,8 @@ type Option func(*options)
 
 type options struct {
 	netns     int
+	log       *slog.Logger
+	now       func() time.Time
 	noDestroy bool // tests: behave as on a kernel without DESTROYSETELEM
 	noQuery   bool // tests: skip the fallback's existence queries
 }
@@ -37,16 +43,33 @@ type options struct {
 // (tests use throwaway namespaces).
 func WithNetNS(fd int) Option { return func(o *options) { o.netns = fd } }
 
+// WithLogger logs what Ensure and Apply do on their own: grants moved
+// between sets, a pending set flushed.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
 // Table is sesame's nftables table. Its methods are safe for concurrent use.
 type Table struct {
 	name string
 	opts options
+	log  *slog.Logger
+	now  func() time.Time
 
 	mu      sync.Mutex // serializes kernel writes and guards the fields below
 	w       *wire      // lasting conn for Apply; nil until needed or after an error
 	destroy bool       // the kernel knows NFT_MSG_DESTROYSETELEM
 	probed  bool
-	inst    *installed // what the last Ensure installed, for Verify
+	inst    *installed          // what the last Ensure installed, for Verify
+	sets    map[string]*setInfo // the table's grant sets; nil until Ensure or the first Apply
+
+	evicted atomic.Uint64 // pending elements deleted to make room
+	flushed atomic.Uint64 // pending sets flushed because they were full
+}
+
+// setInfo is what Apply knows of one grant set.
+type setInfo struct {
+	size int
+	kind Kind
+	fifo *fifo // pending sets: what sesame put there
 }
 
 // New returns the table with the given name. It does not touch the kernel:
@@ -59,7 +82,21 @@ func New(table string, opts ...Option) (*Table, error) {
 	for _, o := range opts {
 		o(&t.opts)
 	}
+	t.log = t.opts.log
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	t.now = t.opts.now
+	if t.now == nil {
+		t.now = time.Now
+	}
 	return t, nil
+}
+
+// PendingEvicted returns how many pending grants Apply deleted to make
+// room for newer ones, and how many times it flushed a full pending set.
+func (t *Table) PendingEvicted() (evicted, flushes uint64) {
+	return t.evicted.Load(), t.flushed.Load()
 }
 
 // Close releases the lasting netlink conn. The table stays in the kernel.
@@ -89,66 +126,6 @@ func (t *Table) conn() (*nftables.Conn, error) {
 
 func (t *Table) nfTable() *nftables.Table {
 	return &nftables.Table{Name: t.name, Family: nftables.TableFamilyINet}
-}
-
-// addSetMu serializes AddSet: google/nftables v0.3.0 allocates set IDs from
-// an unlocked global counter.
-var addSetMu sync.Mutex
-
-// Ensure creates the table for policy p, or brings an existing one up to
-// date, in one transaction: table, the three sets and the input chain are
-// added if missing, the chain's rules and the guarded set's elements are
-// replaced. The grant sets are never flushed, so live grants survive a
-// restart or reload. The table name is t's, not p.Table.
-func (t *Table) Ensure(p *policy.Policy) error {
-	pc := *p
-	pc.Table = t.name
-	m := buildModel(&pc)
-
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.checkOwner(); err != nil {
-		return err
-	}
-	c, err := t.conn()
-	if err != nil {
-		return err
-	}
-	tbl := c.AddTable(t.nfTable())
-	addSetMu.Lock()
-	for _, sm := range m.sets {
-		s := sm.nfSet(tbl)
-		if err := c.AddSet(s, nil); err != nil {
-			addSetMu.Unlock()
-			return fmt.Errorf("add set %s: %w", sm.name, err)
-		}
-		if sm.timeout {
-			continue // a grant set: its elements are live state, never flushed
-		}
-		c.FlushSet(s)
-		elems := make([]nftables.SetElement, len(sm.elems))
-		for i, e := range sm.elems {
-			elems[i] = nftables.SetElement{Key: portKey(e)}
-		}
-		for len(elems) > 0 { // v0.3.0 truncates large calls silently
-			n := min(len(elems), 500)
-			if err := c.SetAddElements(s, elems[:n]); err != nil {
-				addSetMu.Unlock()
-				return fmt.Errorf("add elements to set %s: %w", sm.name, err)
-			}
-			elems = elems[n:]
-		}
-	}
-	addSetMu.Unlock()
-	ch := c.AddChain(m.chain.nfChain(tbl))
-	c.FlushChain(ch)
-	for _, r := range m.chain.rules {
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.exprs()})
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("install nftables table inet %s: %w", t.name, err)
-	}
-	return t.record(c, len(p.Guarded()))
 }
 
 // checkOwner returns ErrNotOurs when a table of t's name exists, holds
@@ -233,15 +210,17 @@ func (t *Table) checkMarked() error {
 	return fmt.Errorf("table inet %s has no set %q with comment %q: %w", t.name, setGuarded, ownerComment, ErrNotOurs)
 }
 
-// Grant opens ports for src for ttl (one element per port, its comment the
-// door); a grant that is still live restarts its timer.
-func (t *Table) Grant(src netip.Addr, door string, ports []policy.PortProto, ttl time.Duration) error {
-	return t.Apply([]Grant{{Src: src, Door: door, Ports: ports, TTL: ttl}}, nil)
+// Grant opens ports of door for src for ttl in the door's set of kind k
+// (one element per port, its comment the door); a grant that is still live
+// restarts its timer.
+func (t *Table) Grant(src netip.Addr, door string, k Kind, ports []policy.PortProto, ttl time.Duration) error {
+	return GrantErr(t.Apply([]Grant{{Src: src, Door: door, Kind: k, Ports: ports, TTL: ttl}}, nil), 0)
 }
 
-// Revoke closes ports for src; ports that have no grant are ignored.
-func (t *Table) Revoke(src netip.Addr, ports []policy.PortProto) error {
-	return t.Apply(nil, []Revoke{{Src: src, Ports: ports}})
+// Revoke closes ports of door for src: its open and pending grants, and
+// with manual its manual grants too. Ports that have no grant are ignored.
+func (t *Table) Revoke(src netip.Addr, door string, ports []policy.PortProto, manual bool) error {
+	return RevokeErr(t.Apply(nil, []Revoke{{Src: src, Door: door, Ports: ports, Manual: manual}}), 0)
 }
 
 // Delete removes the whole table, grants included. It removes only a table
@@ -267,32 +246,92 @@ func (t *Table) Delete() error {
 	return nil
 }
 
-// List returns the grants in both grant sets, IPv4 first.
+// List returns the grants of every door set, by set name (IPv4 before
+// IPv6 for a door and kind), then in the kernel's order. Grants left in the
+// sets of an older layout (grants4, grants6) are listed as open grants of
+// the door in their comment.
 func (t *Table) List() ([]Element, error) {
 	c, err := t.conn()
 	if err != nil {
 		return nil, err
 	}
-	// GetSetElements hides the errno, so look for the table first.
-	if _, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("list grants of table inet %s: %w", t.name, ErrNoTable)
-		}
-		return nil, fmt.Errorf("list table inet %s: %w", t.name, err)
+	sets, err := t.kernelSets(c)
+	if err != nil {
+		return nil, err
 	}
 	var out []Element
-	for _, name := range []string{setGrants4, setGrants6} {
-		elems, err := c.GetSetElements(&nftables.Set{Table: t.nfTable(), Name: name})
+	for _, s := range sets {
+		k, _, door, ok := parseSetName(s.Name)
+		legacy := s.Name == legacyGrants4 || s.Name == legacyGrants6
+		if !ok && !legacy {
+			continue
+		}
+		elems, err := c.GetSetElements(s)
 		if err != nil {
-			return nil, fmt.Errorf("list set %s of table inet %s: %w", name, t.name, err)
+			return nil, fmt.Errorf("list set %s of table inet %s: %w", s.Name, t.name, err)
 		}
 		for _, e := range elems {
 			a, pp, err := parseKey(e.Key)
 			if err != nil {
-				return nil, fmt.Errorf("set %s: %w", name, err)
+				return nil, fmt.Errorf("set %s: %w", s.Name, err)
 			}
-			out = append(out, Element{Addr: a, Port: pp, Door: e.Comment, Timeout: e.Timeout, Expires: e.Expires})
+			el := Element{Addr: a, Port: pp, Door: door, Kind: k, Timeout: e.Timeout, Expires: e.Expires}
+			if legacy {
+				el.Door, el.Kind = e.Comment, Open
+			}
+			out = append(out, el)
 		}
 	}
 	return out, nil
 }
+
+// kernelSets returns the sets of the table, sorted by name, or ErrNoTable.
+func (t *Table) kernelSets(c *nftables.Conn) ([]*nftables.Set, error) {
+	// GetSets hides the errno, so look for the table first.
+	if _, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("table inet %s: %w", t.name, ErrNoTable)
+		}
+		return nil, fmt.Errorf("list table inet %s: %w", t.name, err)
+	}
+	sets, err := c.GetSets(t.nfTable())
+	if err != nil {
+		return nil, fmt.Errorf("list sets of table inet %s: %w", t.name, err)
+	}
+	slices.SortFunc(sets, func(a, b *nftables.Set) int { return strings.Compare(a.Name, b.Name) })
+	return sets, nil
+}
+
+// loadSets learns the table's grant sets from the kernel, for a Table that
+// did not run Ensure (sesame grant and revoke).
+func (t *Table) loadSets() error {
+	c, err := t.conn()
+	if err != nil {
+		return err
+	}
+	sets, err := t.kernelSets(c)
+	if err != nil {
+		return err
+	}
+	t.sets = map[string]*setInfo{}
+	for _, s := range sets {
+		if k, _, _, ok := parseSetName(s.Name); ok {
+			t.sets[s.Name] = newSetInfo(k, int(s.Size))
+		}
+	}
+	return nil
+}
+
+func newSetInfo(k Kind, size int) *setInfo {
+	si := &setInfo{size: size, kind: k}
+	if si.size == 0 {
+		si.size = policy.DefaultMaxGrants
+	}
+	if k == Pending {
+		si.fifo = newFIFO()
+	}
+	return si
+}
+
+// hasSet reports whether the table has the grant set name.
+func (t *Table) hasSet(name string) bool { return t.sets[name] != nil }

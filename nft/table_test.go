@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -81,7 +82,7 @@ func normalize(v any, dropGrants bool) any {
 			}
 			m[k] = normalize(x, dropGrants)
 		}
-		if name, _ := m["name"].(string); dropGrants && (name == setGrants4 || name == setGrants6) {
+		if name, _ := m["name"].(string); dropGrants && name != setGuarded {
 			delete(m, "elem")
 		}
 		if elems, ok := m["elem"].([]any); ok {
@@ -106,25 +107,47 @@ func normalize(v any, dropGrants bool) any {
 // Ruleset renders: the same text from nft list, and the same JSON as the
 // rendered text loaded with nft -f into another namespace.
 func TestEnsureMatchesRuleset(t *testing.T) {
-	ns := nstest.New(t, "nft")
-	tbl := newTable(t, ns)
-	p := testPolicy(policy.ClosedDrop, ssh)
-	mustEnsure(t, tbl, p)
-	if diff := cmp.Diff(Ruleset(p), ns.Exec(t, "nft", "list", "table", "inet", "sesame")); diff != "" {
-		t.Errorf("nft list table vs Ruleset (-want +got):\n%s", diff)
-	}
-
-	for _, p := range []*policy.Policy{testPolicy(policy.ClosedDrop, ssh), testPolicy(policy.ClosedReject, wg, ssh, web)} {
-		t.Run(p.Closed.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    *policy.Policy
+	}{
+		{"drop", testPolicy(policy.ClosedDrop, ssh)},
+		{"reject", testPolicy(policy.ClosedReject, wg, ssh, web)},
+		{"confirm", confirmPolicy()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			nsA, nsB := nstest.New(t, "nft"), nstest.New(t, "nft")
-			mustEnsure(t, newTable(t, nsA), p)
-			nftLoad(t, nsB, Ruleset(p), "-c")
-			nftLoad(t, nsB, Ruleset(p))
+			mustEnsure(t, newTable(t, nsA), tc.p)
+			// The kernel lists the guarded set's elements in hash order: the
+			// JSON comparison below sorts them.
+			if diff := cmp.Diff(noElements(Ruleset(tc.p)), noElements(nsA.Exec(t, "nft", "list", "table", "inet", "sesame"))); diff != "" {
+				t.Errorf("nft list table vs Ruleset (-want +got):\n%s", diff)
+			}
+			nftLoad(t, nsB, Ruleset(tc.p), "-c")
+			nftLoad(t, nsB, Ruleset(tc.p))
 			if diff := cmp.Diff(kernelTable(t, nsB, false), kernelTable(t, nsA, false)); diff != "" {
 				t.Errorf("kernel view after Ensure vs Ruleset loaded by nft (-nft +Ensure):\n%s", diff)
 			}
 		})
 	}
+}
+
+// noElements drops the elements of sets from nft's text.
+func noElements(s string) string {
+	return regexp.MustCompile(`(?s)elements = \{[^}]*\}`).ReplaceAllString(s, "elements = {...}")
+}
+
+// confirmPolicy has every kind of rule: a door with confirm that opens tcp
+// and udp, whose name uses every character a door name may have, with an
+// open_for that nft writes in two units, and a TOTP door.
+func confirmPolicy() *policy.Policy {
+	p := twoDoors(true)
+	d := &p.Doors[0]
+	d.Name = "Adm-1.x_Z"
+	d.Open = append(d.Open, policy.PortProto{Port: 53, Proto: policy.UDP})
+	d.OpenFor = 90 * time.Minute
+	p.Closed = policy.ClosedReject
+	return p
 }
 
 func TestEnsureKeepsGrants(t *testing.T) {
@@ -227,7 +250,7 @@ func TestGrantShowsInKernel(t *testing.T) {
 	ns := nstest.New(t, "nft")
 	tbl := newTable(t, ns)
 	mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
-	if err := tbl.Grant(netip.MustParseAddr("198.51.100.2"), "ssh", []policy.PortProto{ssh, wg}, 30*time.Second); err != nil {
+	if err := tbl.Grant(netip.MustParseAddr("198.51.100.2"), "ssh", Open, []policy.PortProto{ssh, wg}, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
@@ -243,7 +266,7 @@ func TestGrantShowsInKernel(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal([]byte(ns.Exec(t, "nft", "-j", "list", "set", "inet", "sesame", "grants4")), &doc); err != nil {
+	if err := json.Unmarshal([]byte(ns.Exec(t, "nft", "-j", "list", "set", "inet", "sesame", "open4_ssh")), &doc); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -261,7 +284,7 @@ func TestGrantShowsInKernel(t *testing.T) {
 		"[198.51.100.2 udp 51820] timeout=30 comment=ssh",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("nft -j list set grants4 (-want +got):\n%s", diff)
+		t.Errorf("nft -j list set open4_ssh (-want +got):\n%s", diff)
 	}
 	els, err := tbl.List()
 	if err != nil {

@@ -21,15 +21,19 @@ type Drift struct {
 type installed struct {
 	handles []uint64 // the input chain's rule handles, in order
 	guarded int      // elements of the guarded set
+	sets    []string // every set, the guarded set first
 }
 
 // record reads back the handles of the rules that Ensure just installed.
-func (t *Table) record(c *nftables.Conn, guarded int) error {
+func (t *Table) record(c *nftables.Conn, guarded int, m model) error {
 	rules, err := c.GetRules(t.nfTable(), &nftables.Chain{Name: chainInput, Table: t.nfTable()})
 	if err != nil {
 		return fmt.Errorf("list rules of chain inet %s %s: %w", t.name, chainInput, err)
 	}
 	t.inst = &installed{guarded: guarded}
+	for _, s := range m.sets {
+		t.inst.sets = append(t.inst.sets, s.name)
+	}
 	for _, r := range rules {
 		t.inst.handles = append(t.inst.handles, r.Handle)
 	}
@@ -66,7 +70,7 @@ func (t *Table) Verify() (Drift, error) {
 	if err != nil {
 		return Drift{}, fmt.Errorf("list sets of table inet %s: %w", t.name, err)
 	}
-	for _, name := range []string{setGrants4, setGrants6, setGuarded} {
+	for _, name := range inst.sets {
 		if !slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name }) {
 			return Drift{What: "set " + name + " is gone", GrantsLost: name != setGuarded}, nil
 		}

@@ -300,7 +300,7 @@ func (w *wire) setComment(table, set string) (string, error) {
 // knows the message answers ENOENT, an older one EINVAL (unknown type).
 // The element list is never empty, so the probe can never flush a set.
 func (w *wire) probeDestroy() (bool, error) {
-	msgs, err := elemMsgs(nfMsgDestroySetElem, fmt.Sprintf("sesame-probe-%d", w.seq), setGrants4,
+	msgs, err := elemMsgs(nfMsgDestroySetElem, fmt.Sprintf("sesame-probe-%d", w.seq), "probe",
 		[]elem{{key: make([]byte, 12)}})
 	if err != nil {
 		return false, err
@@ -369,4 +369,22 @@ func (w *wire) existing(table, set string, keys []elem) ([]bool, error) {
 		keys = keys[n:]
 	}
 	return out, nil
+}
+
+// flushMsg is a DELSETELEM without an element list: it empties the set.
+func flushMsg(table, set string) (netlink.Message, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set)
+	b, err := ae.Encode()
+	if err != nil {
+		return netlink.Message{}, fmt.Errorf("encode flush of %s: %w", set, err)
+	}
+	return netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_DELSETELEM),
+			Flags: netlink.Request | netlink.Acknowledge,
+		},
+		Data: append(nfHeader(unix.NFPROTO_INET, 0), b...),
+	}, nil
 }

@@ -63,6 +63,7 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 	}
 	v.totpOpenOverlap(rd, &d)
 	v.spaOnly(rd, &d)
+	v.grantAttrs(rd, &d)
 	v.hooks(rd, &d)
 	v.scanRisks(rd, &d, src)
 	return d, src

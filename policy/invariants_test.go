@@ -66,6 +66,12 @@ func checkInvariants(t *testing.T, p *Policy) {
 		if d.OpenFor < MinOpenFor || d.OpenFor > MaxOpenFor {
 			t.Errorf("door %q open_for %s out of bounds", d.Name, d.OpenFor)
 		}
+		if d.MaxGrants < MinMaxGrants || d.MaxGrants > MaxMaxGrants {
+			t.Errorf("door %q max_grants %d out of bounds", d.Name, d.MaxGrants)
+		}
+		if d.Confirm != (d.ConfirmWithin != 0) || d.Confirm && (!d.Static() || d.ConfirmWithin < MinConfirm || d.ConfirmWithin > d.OpenFor) {
+			t.Errorf("door %q confirm %v within %s: want it only on a static door, within 1s..open_for", d.Name, d.Confirm, d.ConfirmWithin)
+		}
 		if d.TCPFlags.Mask == 0 || d.TCPFlags.Want&^d.TCPFlags.Mask != 0 {
 			t.Errorf("door %q tcp flags %+v invalid", d.Name, d.TCPFlags)
 		}

@@ -48,6 +48,10 @@ type rawDoor struct {
 
 	SPA        []rawSPA       `hcl:"spa,block"`
 	MaxOpenFor *hcl.Attribute `hcl:"max_open_for,optional"`
+
+	MaxGrants     *hcl.Attribute `hcl:"max_grants,optional"`
+	Confirm       *hcl.Attribute `hcl:"confirm,optional"`
+	ConfirmWithin *hcl.Attribute `hcl:"confirm_within,optional"`
 }
 
 // Load reads and parses the config file at path. An unreadable file is one

@@ -34,6 +34,9 @@ var referencePolicy = &Policy{
 			OnOpen:        []string{"/usr/bin/logger", "-t", "sesame", "{door} opened {ports} for {ip}"},
 			OnClose:       []string{"/usr/bin/logger", "-t", "sesame", "{door} closed for {ip}"},
 			HookTimeout:   5 * time.Second,
+			MaxGrants:     4096,
+			Confirm:       true,
+			ConfirmWithin: 15 * time.Second,
 		},
 		{
 			Name:        "web-admin",
@@ -43,6 +46,10 @@ var referencePolicy = &Policy{
 			Open:        []PortProto{tcp(443), tcp(8443), udp(51820)},
 			OpenFor:     DefaultOpenFor,
 			HookTimeout: DefaultHookTimeout,
+			MaxGrants:   DefaultMaxGrants,
+			Confirm:     true,
+			// open_for (30s) is longer than the default: 10s.
+			ConfirmWithin: DefaultConfirm,
 		},
 	},
 }
@@ -93,6 +100,10 @@ func TestDefaults(t *testing.T) {
 			Open:        []PortProto{tcp(22)},
 			OpenFor:     30 * time.Second,
 			HookTimeout: DefaultHookTimeout,
+			MaxGrants:   65536,
+			Confirm:     true,
+			// The default 10s, shorter than open_for.
+			ConfirmWithin: 10 * time.Second,
 		}},
 	}
 	p, diags := Parse("min.hcl", []byte(src))

@@ -28,6 +28,9 @@ func (p *Policy) Summary() string {
 			fmt.Fprintf(&b, " (tcp flags %s)", d.TCPFlags)
 		}
 		fmt.Fprintf(&b, ", opens %s for %s", FormatPorts(d.Open), fmtDur(d.OpenFor))
+		if d.Confirm {
+			fmt.Fprintf(&b, " once connected within %s", fmtDur(d.ConfirmWithin))
+		}
 		if d.CloseSequence != nil {
 			fmt.Fprintf(&b, ", close %s", FormatPorts(d.CloseSequence))
 		}

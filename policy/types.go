@@ -177,6 +177,16 @@ type Door struct {
 	OnOpen      []string      // hook argv run after a grant; nil when unset
 	OnClose     []string      // hook argv run after a close sequence's revoke
 	HookTimeout time.Duration // time limit of one hook run
+
+	// MaxGrants is the size of each of the door's grant sets in the
+	// kernel (grants.go): how many (address, port) grants of each kind
+	// and family it holds at once.
+	MaxGrants int
+	// Confirm (static doors only) makes a completed knock a pending grant
+	// for ConfirmWithin, made a full grant by the kernel once the knocker's
+	// connection is established; false grants at once.
+	Confirm       bool
+	ConfirmWithin time.Duration // 0 unless Confirm
 }
 
 // Policy is a validated configuration with defaults applied.
@@ -250,9 +260,14 @@ const (
 	MaxSeqTimeout = time.Hour              // seq_timeout upper bound
 	MinOpenFor    = time.Second            // open_for lower bound
 	MaxOpenFor    = 24 * time.Hour         // open_for upper bound
+	MinMaxGrants  = 16                     // max_grants lower bound
+	MaxMaxGrants  = 1 << 20                // max_grants upper bound
+	MinConfirm    = time.Second            // confirm_within lower bound (upper: open_for)
 
 	DefaultSeqTimeout = 5 * time.Second
 	DefaultOpenFor    = 30 * time.Second
+	DefaultMaxGrants  = 65536
+	DefaultConfirm    = 10 * time.Second // confirm_within, or open_for when shorter
 	DefaultTable      = "sesame"
 	DefaultPath       = "/etc/sesame/sesame.hcl"
 )

@@ -137,7 +137,9 @@ func grantMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer t.Close()
-	if err := t.Grant(a, d.Name, d.Open, ttl); err != nil {
+	// A manual grant has the door's own set: no knock shortens it and no
+	// close sequence revokes it; sesame revoke does.
+	if err := t.Grant(a, d.Name, nft.Manual, d.Open, ttl); err != nil {
 		fmt.Fprintf(stderr, "sesame grant: %v\n", explainStatus(err))
 		return 1
 	}
@@ -162,7 +164,7 @@ func revokeMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer t.Close()
-	if err := t.Revoke(a, d.Open); err != nil {
+	if err := t.Revoke(a, d.Name, d.Open, true); err != nil { // pending, open and manual grants
 		fmt.Fprintf(stderr, "sesame revoke: %v\n", explainStatus(err))
 		return 1
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,6 +21,7 @@ type statusGrant struct {
 	Proto     string  `json:"proto"`
 	Port      uint16  `json:"port"`
 	Door      string  `json:"door"`
+	State     string  `json:"state"` // pending, open or manual
 	ExpiresIn float64 `json:"expires_in_s"`
 	Timeout   float64 `json:"timeout_s,omitempty"`
 }
@@ -60,10 +63,7 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	slices.SortFunc(els, func(a, b nft.Element) int {
-		if c := a.Addr.Compare(b.Addr); c != 0 {
-			return c
-		}
-		return a.Port.Compare(b.Port)
+		return cmp.Or(a.Addr.Compare(b.Addr), a.Port.Compare(b.Port), strings.Compare(a.Door, b.Door), cmp.Compare(a.Kind, b.Kind))
 	})
 	if *asJSON {
 		out := struct {
@@ -74,7 +74,7 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 		for _, e := range els {
 			out.Grants = append(out.Grants, statusGrant{
 				Addr: e.Addr.String(), Proto: e.Port.Proto.String(), Port: e.Port.Port,
-				Door: e.Door, ExpiresIn: e.Expires.Seconds(), Timeout: e.Timeout.Seconds(),
+				Door: e.Door, State: e.Kind.String(), ExpiresIn: e.Expires.Seconds(), Timeout: e.Timeout.Seconds(),
 			})
 		}
 		enc := json.NewEncoder(stdout)
@@ -90,9 +90,9 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tPORT\tDOOR\tLEFT")
+	fmt.Fprintln(tw, "ADDRESS\tPORT\tDOOR\tSTATE\tLEFT")
 	for _, e := range els {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Addr, e.Port, e.Door, e.Expires.Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Addr, e.Port, e.Door, e.Kind, e.Expires.Round(100*time.Millisecond))
 	}
 	tw.Flush()
 	return 0

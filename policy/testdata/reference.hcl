@@ -46,6 +46,24 @@ door "ssh" {
   # as sequence; it must differ from every sequence and close_sequence.
   close_sequence = ["9000/tcp", "8000/udp", "7000/tcp"]
 
+  # Return routability (doors with a fixed sequence only: anyone who has
+  # seen the knock can replay it from spoofed addresses). With confirm on,
+  # a completed knock is a pending grant for confirm_within; the kernel
+  # turns it into a grant for open_for once the knocker's connection is
+  # established (TCP: the handshake a spoofer cannot complete; UDP: a
+  # second packet after the server answered). Pending grants are the first
+  # to go when the door's room runs out, so a flood of spoofed knocks
+  # cannot crowd out a real one. Default true; confirm_within default
+  # "10s" (or open_for when shorter), from 1s to open_for.
+  confirm        = true
+  confirm_within = "15s"
+
+  # Room per door: each of its sets (open, pending, manual; one per address
+  # family) holds at most this many (address, port) grants. A full door
+  # refuses new grants until some expire, without touching other doors.
+  # Default 65536; from 16 to 1048576.
+  max_grants = 4096
+
   # Optional hooks: a program and its arguments, run without a shell (so
   # the program is an absolute path) after a grant is applied (on_open) or
   # after a close sequence revokes it (on_close; not when the kernel expires
