@@ -12,15 +12,21 @@ import (
 // much of a packet to the socket, so big packets are never copied whole.
 // A plain IPv4 or IPv6 header plus a TCP header fit in snapPlain (IPv4 with
 // options: 60+20 bytes); a packet whose IPv6 next header is an extension
-// header gets snapExt bytes so that Decode can walk a short chain.
+// header gets snapExt bytes so that Decode can walk a chain of up to 68
+// bytes of extension headers before a TCP header (80 before UDP): a
+// fragment header, hop-by-hop and destination options and an AH header
+// together take 48. A longer chain is cut, and Decode rejects it. The
+// knock socket's ring frames are sized for the largest snap length
+// (knockSnapMax), so the smaller these are, the more packets its ring
+// holds.
 //
-// UDP packets to an SPA port (policy.SPAPorts) get snapSPA bytes: IPv4 with
-// options or IPv6 with a short extension header chain, UDP, and the largest
-// SPA payload (spa.MaxWireLen). With SPA doors, IPv6 packets with extension
-// headers get snapSPA too, since the filter cannot see their port.
+// UDP packets to an SPA port (policy.SPAPorts) go to the SPA socket
+// (SPAFilter) with snapSPA bytes: IPv4 with options or IPv6 with an
+// extension header chain, UDP, and the largest SPA payload
+// (spa.MaxWireLen).
 const (
 	snapPlain = 128
-	snapExt   = 512
+	snapExt   = 128
 	snapSPA   = 2048
 )
 
@@ -84,9 +90,9 @@ var rawTest = layout{
 // comes from the ExtProto extension, the pkttype from ExtType).
 //
 // It passes only packets arriving for this host (pkttype PACKET_HOST), IPv4
-// or IPv6, that are TCP or UDP to one of the policy's knock ports, UDP to an
-// SPA port (with up to snapSPA bytes: the payload is the request), or a bare
-// TCP SYN (SYN set, ACK clear) to any port. Non-first IPv4 fragments are
+// or IPv6, that are TCP or UDP to one of the policy's knock ports, or a bare
+// TCP SYN (SYN set, ACK clear) to any port. SPA ports are not knock ports:
+// their packets go to the SPA socket (SPAFilter). Non-first IPv4 fragments are
 // dropped. IPv6 packets whose next header is an extension header pass to
 // user space, where Decode walks the chain. Accepts copy at most snapPlain
 // (snapExt for extension headers) bytes. With more than maxInlinePorts knock
@@ -116,11 +122,6 @@ func filterRaw(p *policy.Policy) ([]bpf.Instruction, error) {
 //	udp: ldh dport; ports; drop
 func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 	tcp, udp := splitPorts(p.KnockPorts())
-	spaPorts := p.SPAPorts()
-	ext := uint32(snapExt)
-	if len(spaPorts) > 0 {
-		ext = snapSPA
-	}
 	var a asm
 	b := l.base
 
@@ -151,7 +152,7 @@ func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 	a.label("drop")
 	a.add(bpf.RetConstant{Val: 0})
 	a.label("ext")
-	a.add(bpf.RetConstant{Val: ext})
+	a.add(bpf.RetConstant{Val: snapExt})
 	a.label("v6l4")
 	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 40})
 
@@ -171,7 +172,6 @@ func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 
 	a.label("udp")
 	a.add(bpf.LoadIndirect{Off: b + 2, Size: 2})
-	a.spa(spaPorts)
 	a.ranges(p.KnockRanges(), policy.UDP)
 	a.ports(udp, len(tcp)+len(udp) > maxInlinePorts)
 
@@ -209,16 +209,6 @@ func (a *asm) ports(ports []uint16, asRange bool) {
 		}
 	}
 	a.add(bpf.RetConstant{Val: 0})
-}
-
-// spa accepts A (a UDP destination port) with snapSPA bytes when it is an
-// SPA port, so that the whole payload reaches Decode; other ports fall
-// through to the knock port tests.
-func (a *asm) spa(ports []uint16) {
-	for _, p := range ports {
-		a.add(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(p), SkipTrue: 1})
-		a.add(bpf.RetConstant{Val: snapSPA})
-	}
 }
 
 // asm is a tiny assembler with forward labels. A jump target "" means the

@@ -3,7 +3,6 @@ package capture
 import (
 	"golang.org/x/net/bpf"
 
-	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -25,10 +24,6 @@ func (a *asm) ranges(rs []policy.PortRange, proto policy.Proto) {
 // port of its TOTP ranges.
 func knockSet(p *policy.Policy) *portSet {
 	s := newPortSet(p.KnockPorts())
-	for _, port := range p.SPAPorts() {
-		s.udp[port/64] |= 1 << (port % 64)
-		s.spa[port/64] |= 1 << (port % 64)
-	}
 	for _, r := range p.KnockRanges() {
 		for port := uint32(r.Lo); port <= uint32(r.Hi); port++ {
 			switch r.Proto {
@@ -40,12 +35,4 @@ func knockSet(p *policy.Policy) *portSet {
 		}
 	}
 	return s
-}
-
-// keepSPAPayload clears h.Payload unless h is UDP to an SPA port: only SPA
-// requests carry a payload out of ReadHit.
-func (s *portSet) keepSPAPayload(h *knock.Hit) {
-	if h.Payload != nil && (h.Proto != policy.UDP || s.spa[h.Port/64]&(1<<(h.Port%64)) == 0) {
-		h.Payload = nil
-	}
 }
