@@ -122,8 +122,9 @@ door "ot" {
 
 	const rounds = 6
 	for i := 1; i <= rounds; i++ {
-		// The healer re-binds s-x while the reload runs.
-		nb, nr := e.D.CountLog(rebound), e.D.CountLog(reloaded)
+		// The healer re-binds s-x while the reload runs (or the reload
+		// reopens it, if the healer saw it gone in between).
+		nr := e.D.CountLog(reloaded)
 		if err := os.WriteFile(cfgPath, []byte(cfg(i)), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -136,9 +137,6 @@ door "ot" {
 			t.Fatalf("round %d: SIGHUP: %v", i, err)
 		}
 		t.Logf("round %d: reloaded in %v", i, time.Since(start).Round(time.Millisecond))
-		if err := e.D.WaitCount(10*time.Second, nb, rebound); err != nil {
-			t.Fatalf("round %d: s-x re-created: %v", i, err)
-		}
 
 		// A knock on the new doors opens, and a one-time door advances.
 		knock(t, e.Client, ServerClient4, seqs[i%2]...)
@@ -149,7 +147,7 @@ door "ot" {
 
 		// The healer re-binds s-x, reading the filters' policy, after
 		// the one-time door advanced in the live one.
-		nb = e.D.CountLog(rebound)
+		nb := e.D.CountLog(rebound)
 		churn()
 		if err := e.D.WaitCount(10*time.Second, nb, rebound); err != nil {
 			t.Fatalf("round %d: s-x re-created: %v", i, err)
