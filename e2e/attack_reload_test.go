@@ -7,15 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// raceBin builds cmd/sesame with the race detector once per run (or takes
+// raceBin builds cmd/sesame with the race detector into dir (or takes
 // $SESAME_RACE_BIN).
-var raceBin = sync.OnceValues(func() (string, error) {
+func raceBin(dir string) (string, error) {
 	if b := os.Getenv("SESAME_RACE_BIN"); b != "" {
 		return binPath(b)
 	}
@@ -23,11 +22,7 @@ var raceBin = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "sesame-race-")
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "sesame")
+	out := filepath.Join(dir, "sesame-race")
 	cmd := exec.Command("go", "build", "-race", "-o", out, "./cmd/sesame")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
@@ -35,7 +30,7 @@ var raceBin = sync.OnceValues(func() (string, error) {
 		return "", fmt.Errorf("go build -race ./cmd/sesame: %v\n%s", err, b)
 	}
 	return out, nil
-})
+}
 
 // Reloads that remove a flooded interface, add it back and change the
 // doors, again and again, while the healer re-binds an interface that is
@@ -49,7 +44,7 @@ var raceBin = sync.OnceValues(func() (string, error) {
 func TestAttackReload(t *testing.T) {
 	t.Parallel()
 	e := &env{Topo: NewTopo(t)}
-	bin, err := raceBin()
+	bin, err := raceBin(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
