@@ -12,15 +12,21 @@ import (
 // much of a packet to the socket, so big packets are never copied whole.
 // A plain IPv4 or IPv6 header plus a TCP header fit in snapPlain (IPv4 with
 // options: 60+20 bytes); a packet whose IPv6 next header is an extension
-// header gets snapExt bytes so that Decode can walk a short chain.
+// header gets snapExt bytes so that Decode can walk a chain of up to 68
+// bytes of extension headers before a TCP header (80 before UDP): a
+// fragment header, hop-by-hop and destination options and an AH header
+// together take 48. A longer chain is cut, and Decode rejects it. The
+// knock socket's ring frames are sized for the largest snap length
+// (knockSnapMax), so the smaller these are, the more packets its ring
+// holds.
 //
-// UDP packets to an SPA port (policy.SPAPorts) get snapSPA bytes: IPv4 with
-// options or IPv6 with a short extension header chain, UDP, and the largest
-// SPA payload (spa.MaxWireLen). With SPA doors, IPv6 packets with extension
-// headers get snapSPA too, since the filter cannot see their port.
+// UDP packets to an SPA port (policy.SPAPorts) go to the SPA socket
+// (SPAFilter) with snapSPA bytes: IPv4 with options or IPv6 with an
+// extension header chain, UDP, and the largest SPA payload
+// (spa.MaxWireLen).
 const (
 	snapPlain = 128
-	snapExt   = 512
+	snapExt   = 128
 	snapSPA   = 2048
 )
 
@@ -80,8 +86,9 @@ var rawTest = layout{
 // step. The matcher resets a sequence on every such packet that is not its
 // next step (knock/doc.go), so passing them all, not only those to knock
 // ports, is what keeps a sweep or a scan in any order from walking a door.
-// It also passes every bare TCP SYN (SYN set, ACK clear), and UDP to an SPA
-// port with up to snapSPA bytes (the payload is the request). Non-first
+// It also passes every bare TCP SYN (SYN set, ACK clear). UDP to an SPA port
+// is not a knock: it goes to the SPA socket (SPAFilter) and this filter
+// drops it. Non-first
 // IPv4 fragments are dropped. IPv6 packets whose next header is an
 // extension header pass to user space, where Decode walks the chain and
 // Conn applies the same rule (wantSet). Other accepts copy at most
@@ -106,8 +113,8 @@ func filterRaw(p *policy.Policy) ([]bpf.Instruction, error) {
 //	v6: ldb next; jeq tcp/udp → v6l4; jeq ext... → accept(snapExt); drop
 //	v6l4: ldx #40
 //	l4: (X = L4 offset, A = proto) jne tcp → udp; ja tcp
-//	udp: ldh dport; SPA ports → accept(snapSPA); accept if some door has a
-//	     UDP step, else drop
+//	udp: ldh dport; SPA ports → drop; accept if some door has a UDP step,
+//	     else drop
 //	tcp: for each flag filter: ldb flags; and mask; jne want → next; accept
 //	     drop
 //
@@ -116,10 +123,6 @@ func filterRaw(p *policy.Policy) ([]bpf.Instruction, error) {
 func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 	w := newWantSet(p)
 	spaPorts := p.SPAPorts()
-	ext := uint32(snapExt)
-	if len(spaPorts) > 0 {
-		ext = snapSPA
-	}
 	var a asm
 	b := l.base
 
@@ -150,7 +153,7 @@ func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 	a.label("drop")
 	a.add(bpf.RetConstant{Val: 0})
 	a.label("ext")
-	a.add(bpf.RetConstant{Val: ext})
+	a.add(bpf.RetConstant{Val: snapExt})
 	a.label("v6l4")
 	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 40})
 
@@ -182,13 +185,13 @@ func program(p *policy.Policy, l layout) ([]bpf.Instruction, error) {
 	return a.assemble()
 }
 
-// spa accepts A (a UDP destination port) with snapSPA bytes when it is an
-// SPA port, so that the whole payload reaches Decode; other ports fall
-// through.
+// spa drops A (a UDP destination port) when it is an SPA port: those
+// packets are the SPA socket's (SPAFilter), never knock hits; other ports
+// fall through.
 func (a *asm) spa(ports []uint16) {
 	for _, p := range ports {
 		a.add(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(p), SkipTrue: 1})
-		a.add(bpf.RetConstant{Val: snapSPA})
+		a.add(bpf.RetConstant{Val: 0})
 	}
 }
 

@@ -179,6 +179,8 @@ func TestFilterKnockTraffic(t *testing.T) {
 	}
 }
 
+// TestFilterSPA: the knock filter leaves SPA ports to the SPA socket; an
+// SPA door does not change what it keeps of other packets.
 func TestFilterSPA(t *testing.T) {
 	t.Parallel()
 	p := testPolicy()
@@ -188,12 +190,13 @@ func TestFilterSPA(t *testing.T) {
 		pkt  testPkt
 		want int
 	}{
-		{"v4 UDP to SPA port", testPkt{src: v4a, dst: v4b, proto: 17, dport: 62201, payload: 1500}, snapSPA},
-		{"v6 UDP to SPA port", testPkt{src: v6a, dst: v6b, proto: 17, dport: 62201, payload: 200}, snapSPA},
-		{"v6 UDP with hop-by-hop", testPkt{src: v6a, dst: v6b, proto: 17, dport: 62201, payload: 200, ext: []uint8{0}}, snapSPA},
+		{"v4 UDP to SPA port", testPkt{src: v4a, dst: v4b, proto: 17, dport: 62201, payload: 1500}, 0},
+		{"v6 UDP to SPA port", testPkt{src: v6a, dst: v6b, proto: 17, dport: 62201, payload: 200}, 0},
+		{"v6 UDP with hop-by-hop", testPkt{src: v6a, dst: v6b, proto: 17, dport: 62201, payload: 200, ext: []uint8{0}}, snapExt},
 		{"v4 UDP to knock port keeps the small snap", testPkt{src: v4a, dst: v4b, proto: 17, dport: 8000, payload: 1000}, snapPlain},
 		{"v4 TCP to SPA port", testPkt{src: v4a, dst: v4b, proto: 6, dport: 62201, flags: ack}, 0},
 		{"v4 UDP to SPA port + 1", testPkt{src: v4a, dst: v4b, proto: 17, dport: 62202, payload: 200}, snapPlain},
+		{"v4 bare SYN to SPA port", testPkt{src: v4a, dst: v4b, proto: 6, dport: 62201, flags: syn}, snapPlain},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -210,10 +213,37 @@ func TestFilterSPA(t *testing.T) {
 	for _, tt := range []struct {
 		port uint16
 		want int
-	}{{62201, snapSPA}, {62202, 0}, {8000, 0}} {
+	}{{62201, 0}, {62202, 0}, {8000, 0}} {
 		if got := runRaw(t, spaTCP, ipFrame(testPkt{src: v6a, dst: v6b, proto: 17, dport: tt.port, payload: 200})); got != tt.want {
 			t.Errorf("SPA with TCP-only knocks, UDP to %d: filter returned %d, want %d", tt.port, got, tt.want)
 		}
+	}
+}
+
+// TestFilterSnapsFitFrames: every snap length the knock filter returns,
+// whatever the policy, fits a knock ring frame with room to spare, and
+// the SPA filter's fit an SPA frame.
+func TestFilterSnapsFitFrames(t *testing.T) {
+	t.Parallel()
+	withSPA := testPolicy()
+	withSPA.Doors = append(withSPA.Doors, policy.Door{Name: "spa", SPA: &policy.SPA{Port: 62201}})
+	for _, p := range []*policy.Policy{testPolicy(), totpPolicy(), manyPorts(40), manyPorts(3000), withSPA, {}} {
+		prog, err := Filter(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := maxSnap(prog); m > knockSnapMax || m >= knockFrame-tpNetDatagram {
+			t.Errorf("knock filter keeps %d bytes; knockSnapMax %d, frame room %d", m, knockSnapMax, knockFrame-tpNetDatagram)
+		}
+		if prog, err = SPAFilter(p); err != nil {
+			t.Fatal(err)
+		}
+		if m := maxSnap(prog); m > snapSPA || m >= spaFrame-tpNetDatagram {
+			t.Errorf("SPA filter keeps %d bytes; frame room %d", m, spaFrame-tpNetDatagram)
+		}
+	}
+	if knockFrame%tpAlign != 0 || spaFrame%tpAlign != 0 {
+		t.Errorf("frames %d and %d are not multiples of %d", knockFrame, spaFrame, tpAlign)
 	}
 }
 
@@ -301,6 +331,22 @@ func TestFilterSameGenerator(t *testing.T) {
 }
 
 // manyPorts is a policy with n TCP and n UDP knock ports, 10000 up.
+// totpPolicy is testPolicy with a TCP and a UDP TOTP door.
+func totpPolicy() *policy.Policy {
+	p := testPolicy()
+	p.Doors = append(p.Doors, policy.Door{
+		Name:     "vault",
+		TOTP:     &policy.TOTP{Lo: 20000, Hi: 29999, Length: 4, Proto: policy.TCP},
+		TCPFlags: policy.DefaultTCPFlags,
+		Open:     []policy.PortProto{{Port: 2222, Proto: policy.TCP}},
+	}, policy.Door{
+		Name: "vault-udp",
+		TOTP: &policy.TOTP{Lo: 40000, Hi: 40999, Length: 4, Proto: policy.UDP},
+		Open: []policy.PortProto{{Port: 2223, Proto: policy.TCP}},
+	})
+	return p
+}
+
 func manyPorts(n int) *policy.Policy {
 	d := policy.Door{TCPFlags: policy.DefaultTCPFlags}
 	for i := range n {

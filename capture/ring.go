@@ -29,29 +29,50 @@ import (
 // one wake-up while a flood is read in batches (libpcap's immediate mode
 // makes the same choice).
 const (
-	// DefaultRingBytes is the ring's size unless WithRing says otherwise:
-	// 16384 frames, about 90 ms of a 180k packets/s flood. The kernel maps
-	// it whole, so it counts in the daemon's resident memory.
+	// DefaultRingBytes is the knock socket's ring unless WithRing says
+	// otherwise: 18688 frames of knockFrame bytes, about 0.9 s of a 20k
+	// packets/s flood or 100 ms at 180k packets/s. The kernel maps it
+	// whole, so it counts in the daemon's resident memory.
 	DefaultRingBytes = 4 << 20
-	// ringFrame is one frame: the 32-byte tpacket2_hdr, the sockaddr_ll
-	// and the kernel's padding (the IP header starts at tp_net = 80 in
-	// datagram mode), then 176 bytes of packet, which hold snapPlain: any
-	// IP header with a TCP or UDP header (IPv4 with options: 60+20, IPv6:
-	// 40+20). A 128-byte frame held 48 bytes, so every IPv6 TCP probe went
-	// through the socket-queue copy below, which the kernel stops,
-	// silently, once the receive buffer is full: an IPv6 scan lost probes
-	// unseen (issue 11; TestAttackSweep). A longer capture (an IPv6 packet
-	// with extension headers, which the filter passes with snapExt bytes)
-	// is truncated in its frame, and the kernel also queues it whole on
-	// the socket (PACKET_COPY_THRESH, frame status TP_STATUS_COPY), where
-	// the reader takes it from.
-	ringFrame = 256
-	ringBlock = 64 << 10 // frames never straddle blocks; 16 pages per block
+	// SPARingBytes is the SPA socket's ring (OpenSPA): 480 frames of
+	// spaFrame bytes.
+	SPARingBytes = 1 << 20
+	ringBlock    = 64 << 10 // frames never straddle blocks; 16 pages per block
+)
+
+// knockSnapMax is the largest snap length of the knock filter (Filter).
+const knockSnapMax = max(snapPlain, snapExt)
+
+// Where the packet starts in a frame. In datagram mode the kernel writes
+// it at tp_net = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 = 80: the 32-byte
+// tpacket2_hdr and the 20-byte sockaddr_ll, aligned to 16, then the 16
+// bytes it keeps for a link-layer header (net/packet/af_packet.c,
+// tpacket_rcv). TestRingLayout checks it on the running kernel.
+const (
+	tpNetDatagram = 80
+	tpAlign       = 16 // TPACKET_ALIGNMENT
+)
+
+// frameFor is the frame size that holds a capture of snap bytes whole,
+// with room to spare: a frame the kernel had to cut (snaplen equal to the
+// frame's room, tp_len larger) is then a sure sign of a truncation that no
+// filter asked for, and the Conn counts it (Stats.Truncated).
+func frameFor(snap int) int {
+	return (tpNetDatagram + snap + 1 + tpAlign - 1) &^ (tpAlign - 1)
+}
+
+// The frame sizes: every snap length the socket's filter returns fits in
+// one frame (Conn.SetPolicy refuses a filter that would not), so no packet
+// is ever cut by the ring or has to be copied to the socket queue.
+var (
+	knockFrame = frameFor(knockSnapMax) // 224 bytes
+	spaFrame   = frameFor(snapSPA)      // 2144 bytes
 )
 
 // tpacket2_hdr offsets (linux/if_packet.h).
 const (
 	tpStatus  = 0
+	tpLen     = 4
 	tpSnaplen = 8
 	tpNet     = 14
 )
@@ -60,67 +81,69 @@ const (
 // kernel and the reader hand each frame back and forth through its status
 // word, read and written atomically.
 type ring struct {
-	mem    []byte
-	frames int
-	next   int
+	mem      []byte
+	frame    int // bytes per frame
+	perBlock int // frames per block: a block's tail may be unused
+	frames   int
+	next     int
 }
 
 // setupRing switches the socket to TPACKET_V2 and maps a ring of about
-// bytes (rounded down to whole blocks, at least one).
-func setupRing(fd int, bytes int) (*ring, error) {
+// bytes (rounded down to whole blocks, at least one) in frames of frame
+// bytes.
+func setupRing(fd int, bytes, frame int) (*ring, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
 		return nil, fmt.Errorf("set TPACKET_V2: %w", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
-		return nil, fmt.Errorf("set PACKET_COPY_THRESH: %w", err)
-	}
 	blocks := max(1, bytes/ringBlock)
+	perBlock := ringBlock / frame
 	req := unix.TpacketReq{
 		Block_size: ringBlock,
 		Block_nr:   uint32(blocks),
-		Frame_size: ringFrame,
-		Frame_nr:   uint32(blocks * (ringBlock / ringFrame)),
+		Frame_size: uint32(frame),
+		Frame_nr:   uint32(blocks * perBlock),
 	}
 	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, fmt.Errorf("set PACKET_RX_RING (%d frames): %w", req.Frame_nr, err)
+		return nil, fmt.Errorf("set PACKET_RX_RING (%d frames of %d bytes): %w", req.Frame_nr, frame, err)
 	}
 	mem, err := unix.Mmap(fd, 0, blocks*ringBlock, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("map the receive ring: %w", err)
 	}
-	return &ring{mem: mem, frames: int(req.Frame_nr)}, nil
+	return &ring{mem: mem, frame: frame, perBlock: perBlock, frames: int(req.Frame_nr)}, nil
 }
 
-// status is the frame's status word, shared with the kernel.
-func (r *ring) status(i int) *uint32 {
-	return (*uint32)(unsafe.Pointer(&r.mem[i*ringFrame+tpStatus]))
+// at returns frame i's bytes.
+func (r *ring) at(i int) []byte {
+	off := i/r.perBlock*ringBlock + i%r.perBlock*r.frame
+	return r.mem[off : off+r.frame]
 }
+
+// room is how many packet bytes a frame holds.
+func (r *ring) room() int { return r.frame - tpNetDatagram }
 
 // peek returns the packet in the next frame if the kernel has handed it to
-// user space, or nil, and whether the kernel also queued the whole packet
-// on the socket (TP_STATUS_COPY). The caller must release the frame before
-// the next peek.
+// user space, or nil, and whether the kernel had to cut it to fit the
+// frame. The caller must release the frame before the next peek.
 func (r *ring) peek() ([]byte, bool) {
-	st := atomic.LoadUint32(r.status(r.next))
+	f := r.at(r.next)
+	st := atomic.LoadUint32((*uint32)(unsafe.Pointer(&f[tpStatus])))
 	if st&unix.TP_STATUS_USER == 0 {
 		return nil, false
 	}
-	return r.frame(), st&unix.TP_STATUS_COPY != 0
-}
-
-func (r *ring) frame() []byte {
-	f := r.mem[r.next*ringFrame : (r.next+1)*ringFrame]
 	net := int(binary.NativeEndian.Uint16(f[tpNet:]))
 	snap := int(binary.NativeEndian.Uint32(f[tpSnaplen:]))
-	if net >= ringFrame || snap > ringFrame-net {
-		return f[:0] // never written so by the kernel; skip it
+	if net >= len(f) || snap > len(f)-net {
+		return f[:0], false // never written so by the kernel; skip it
 	}
-	return f[net : net+snap]
+	cut := snap == len(f)-net && int(binary.NativeEndian.Uint32(f[tpLen:])) > snap
+	return f[net : net+snap], cut
 }
 
 // release gives the frame back to the kernel and moves to the next one.
 func (r *ring) release() {
-	atomic.StoreUint32(r.status(r.next), unix.TP_STATUS_KERNEL)
+	f := r.at(r.next)
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&f[tpStatus])), unix.TP_STATUS_KERNEL)
 	r.next++
 	if r.next == r.frames {
 		r.next = 0
@@ -136,24 +159,15 @@ func (r *ring) unmap() error {
 	return err
 }
 
-// mapRing sets up the ring on the Conn's socket, then empties the socket
-// queue of what arrived between bind and the ring (those packets predate
-// Open's return, as if they had come before it).
-func (c *Conn) mapRing(bytes int) error {
+// mapRing sets up the ring on the Conn's socket. Open calls it while the
+// socket's filter still drops everything, so no packet waits in the socket
+// queue and none lands in the ring before the real filter is attached.
+func (c *Conn) mapRing(bytes, frame int) error {
 	var (
 		r    *ring
 		rerr error
 	)
-	err := c.rc.Control(func(fd uintptr) {
-		if r, rerr = setupRing(int(fd), bytes); rerr != nil {
-			return
-		}
-		for {
-			if _, _, err := unix.Recvfrom(int(fd), c.buf[:], unix.MSG_DONTWAIT); err != nil && err != unix.EINTR {
-				return
-			}
-		}
-	})
+	err := c.rc.Control(func(fd uintptr) { r, rerr = setupRing(int(fd), bytes, frame) })
 	if err = errors.Join(err, rerr); err != nil {
 		return fmt.Errorf("receive ring: %w", err)
 	}
@@ -207,29 +221,27 @@ func (c *Conn) ReadHits(hs []knock.Hit) (int, error) {
 // fillFromRing is the ring's read callback: it decodes every ready frame
 // into c.dst, up to its length, and reports whether the read is done (at
 // least one hit, or nothing more to wait for).
-func (c *Conn) fillFromRing(fd uintptr) bool {
+func (c *Conn) fillFromRing(uintptr) bool {
 	r := c.ring
 	for c.got < len(c.dst) {
-		b, copied := r.peek()
+		b, cut := r.peek()
 		if b == nil {
 			break
 		}
-		if copied {
-			b = c.recvCopy(int(fd), b)
+		if cut {
+			c.truncated.Add(1)
 		}
 		h := &c.dst[c.got]
 		if Decode(b, h) && c.wanted(h) {
 			c.got++
 			if h.Payload != nil {
 				// An SPA payload must outlive this call: keep it in c.buf
-				// (a frame goes back to the kernel below) and end the
+				// (the frame goes back to the kernel below) and end the
 				// batch, so no later packet overwrites it before the next
 				// read.
-				if !copied {
-					n := copy(c.buf[:], b)
-					Decode(c.buf[:n], h)
-					c.wanted(h)
-				}
+				n := copy(c.buf[:], b)
+				Decode(c.buf[:n], h)
+				c.wanted(h)
 				r.release()
 				break
 			}
@@ -237,23 +249,4 @@ func (c *Conn) fillFromRing(fd uintptr) bool {
 		r.release()
 	}
 	return c.got > 0 || c.closed.Load()
-}
-
-// recvCopy takes from the socket queue the whole packet whose truncated
-// copy is frame (TP_STATUS_COPY: queued in ring order). A pending socket
-// error (ENETDOWN after the interface went down: nothing else reads it in
-// ring mode) comes first and is consumed by the call that reports it, so
-// the read is retried. If the packet cannot be had, the truncated frame is
-// returned, for Decode to use or reject.
-func (c *Conn) recvCopy(fd int, frame []byte) []byte {
-	for range 4 {
-		n, _, err := unix.Recvfrom(fd, c.buf[:], unix.MSG_DONTWAIT)
-		switch {
-		case err == nil:
-			return c.buf[:n]
-		case err == unix.EAGAIN:
-			return frame
-		}
-	}
-	return frame
 }

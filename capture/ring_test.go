@@ -86,10 +86,10 @@ func TestReadHitsBatch(t *testing.T) {
 	}
 }
 
-// TestRingCopiedPacket sends a knock whose IPv6 extension header makes it
-// longer than a ring frame holds: the reader takes it whole from the socket
-// queue, between the short packets around it, in order.
-func TestRingCopiedPacket(t *testing.T) {
+// TestRingLongPacket sends a knock whose IPv6 extension header makes it
+// longer than a plain SYN (it took the socket-queue copy path when frames
+// held 48 bytes): it is read in order between the short packets around it.
+func TestRingLongPacket(t *testing.T) {
 	ns1, ns2 := vethPair(t)
 	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
 		policy.PortProto{Port: 8000, Proto: policy.UDP}, policy.PortProto{Port: 8500, Proto: policy.UDP}))
@@ -97,7 +97,7 @@ func TestRingCopiedPacket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	send(t, ns2, udp("[2001:db8::1]:8500"), udpDstOptsLen("[2001:db8::1]:8000", 128), udp("[2001:db8::1]:8500"))
+	send(t, ns2, udp("[2001:db8::1]:8500"), udpDstOptsLen("[2001:db8::1]:8000", 72), udp("[2001:db8::1]:8500"))
 	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -118,35 +118,36 @@ func TestRingCopiedPacket(t *testing.T) {
 }
 
 // udpDstOptsLen is udpDstOpts with a destination options header of n
-// bytes (a multiple of 8, at most 2048): one PadN option fills it.
+// bytes (a multiple of 8, at most 256): PadN options fill it.
 func udpDstOptsLen(addr string, n int) func() error {
-	return func() error {
-		c, err := net.Dial("udp6", addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		rc, err := c.(*net.UDPConn).SyscallConn()
-		if err != nil {
-			return err
-		}
-		opts := make([]byte, n)
-		opts[1] = byte(n/8 - 1)
-		opts[2], opts[3] = 1, byte(n-4)
-		var serr error
-		err = rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, string(opts))
-		})
-		if err = errors.Join(err, serr); err != nil {
-			return err
-		}
-		_, err = c.Write([]byte("knock"))
-		return err
-	}
+	return func() error { return sendDstOpts(addr, n, []byte("knock")) }
 }
 
-// udpBig sends one datagram of n bytes to addr: longer than a ring frame
-// holds, so the reader takes it from the socket queue.
+func sendDstOpts(addr string, n int, payload []byte) error {
+	c, err := net.Dial("udp6", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rc, err := c.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	opts := make([]byte, n)
+	opts[1] = byte(n/8 - 1)
+	opts[2], opts[3] = 1, byte(n-4) // one PadN option
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, string(opts))
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return err
+	}
+	_, err = c.Write(payload)
+	return err
+}
+
+// udpBig sends one datagram of n bytes to addr.
 func udpBig(addr string, n int) func() error {
 	return func() error {
 		c, err := net.Dial("udp", addr)
@@ -159,7 +160,7 @@ func udpBig(addr string, n int) func() error {
 	}
 }
 
-// TestRingDrops overfills a one-block ring (256 frames) and checks that the
+// TestRingDrops overfills a one-block ring (292 frames) and checks that the
 // kernel counts the packets it could not place, that Packets includes
 // them, and that every packet it did place is read.
 func TestRingDrops(t *testing.T) {
@@ -171,7 +172,7 @@ func TestRingDrops(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 700
-	frames := ringBlock / ringFrame
+	frames := ringBlock / knockFrame
 	send(t, ns2, udps("192.0.2.1:8000", n)...)
 	st, err := c.Stats()
 	if err != nil {
@@ -209,8 +210,8 @@ func TestRingDrops(t *testing.T) {
 }
 
 // TestRingInterfaceDownUp reads every hit sent after the interface went
-// down and up again, a packet too long for a ring frame included: the
-// kernel's pending ENETDOWN on the socket does not cost that packet.
+// down and up again, long packets included: the kernel's pending ENETDOWN
+// on the socket does not cost a packet.
 func TestRingInterfaceDownUp(t *testing.T) {
 	ns1, ns2 := vethPair(t)
 	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(

@@ -24,53 +24,78 @@ func udpPayload(addr string, payload []byte) func() error {
 	}
 }
 
-// spaConn opens capture on a veth pair for a policy with knock port
-// 8000/udp and an SPA door on 62201; it returns the Conn (closed when the
-// test ends) and the sending side's namespace.
-func spaConn(t *testing.T) (*Conn, *nstest.NS) {
+// spaConn opens an SPA socket and a knock socket on a veth pair for a
+// policy with knock port 8000/udp and an SPA door on 62201; it returns the
+// Conns (closed when the test ends) and the sending side's namespace.
+func spaConn(t *testing.T) (spaC, knockC *Conn, ns2 *nstest.NS) {
 	t.Helper()
 	nstest.RequireRoot(t)
 	ns1, ns2 := vethPair(t)
-	p := knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP})
-	p.Doors = append(p.Doors, policy.Door{Name: "spa", Open: []policy.PortProto{{Port: 22, Proto: policy.TCP}}, SPA: &policy.SPA{Port: 62201}})
-	c, err := OpenInNetNS(ns1.FD(), "vA", p)
-	if err != nil {
+	var err error
+	if spaC, err = OpenSPA("vA", spaPolicy(), WithNetNS(ns1.FD())); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c, ns2
+	t.Cleanup(func() { spaC.Close() })
+	if knockC, err = OpenInNetNS(ns1.FD(), "vA", spaPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { knockC.Close() })
+	return spaC, knockC, ns2
 }
 
 // TestConnSPAPayload sends full-size SPA payloads over IPv4 and IPv6 and
-// checks that ReadHit returns them whole, while a knock port's UDP payload
-// is cut by the small snap length and never handed out.
+// checks that the SPA socket's ReadHit returns them whole, and nothing
+// else, while the knock socket sees only the knocks, without payloads.
 func TestConnSPAPayload(t *testing.T) {
-	c, ns2 := spaConn(t)
+	c, k, ns2 := spaConn(t)
 	big4 := bytes.Repeat([]byte("A4+/"), 368) // 1472 bytes: the most a 1500-byte MTU carries unfragmented (IP fragments are not reassembled)
 	big6 := bytes.Repeat([]byte("b6="), 470)  // 1410: fits the veth's 1500 MTU with IPv6+UDP headers
 	send(t, ns2,
 		udpPayload("192.0.2.1:62201", big4),
 		udpPayload("192.0.2.1:8000", big4[:400]),
+		dialSYN("192.0.2.1:62201"),
+		udpDstOptsPayload("[2001:db8::1]:62201", 8, big6[:1000]),
+		udpDstOptsPayload("[2001:db8::1]:62202", 8, big6[:1000]),
 		udpPayload("[2001:db8::1]:62201", big6),
 		udpPayload("192.0.2.1:62202", big4), // not an SPA port
 		udp("192.0.2.1:8000"),
+		udpPayload("192.0.2.1:62201", []byte("last")),
 	)
-	got := readUntilN(t, c, 5)
-	want := []struct {
-		src     netip.Addr
-		port    uint16
-		payload []byte
-	}{
-		{netip.MustParseAddr("192.0.2.2"), 62201, big4},
-		{netip.MustParseAddr("192.0.2.2"), 8000, nil},
-		{netip.MustParseAddr("2001:db8::2"), 62201, big6},
-		{netip.MustParseAddr("192.0.2.2"), 62202, nil}, // a UDP door: every port counts, with the small snap
-		{netip.MustParseAddr("192.0.2.2"), 8000, nil},
+	got := readUntilN(t, c, 4)
+	want := []payloadHit{
+		{netip.MustParseAddr("192.0.2.2"), 62201, policy.UDP, big4},
+		{netip.MustParseAddr("2001:db8::2"), 62201, policy.UDP, big6[:1000]},
+		{netip.MustParseAddr("2001:db8::2"), 62201, policy.UDP, big6},
+		{netip.MustParseAddr("192.0.2.2"), 62201, policy.UDP, []byte("last")},
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.Src != w.src || g.Port != w.port || g.Proto != policy.UDP || !bytes.Equal(g.payload, w.payload) || (w.payload == nil) != (g.payload == nil) {
-			t.Errorf("hit %d = %v:%d (%d payload bytes), want %v:%d (%d)", i, g.Src, g.Port, len(g.payload), w.src, w.port, len(w.payload))
+		if g.Src != w.Src || g.Port != w.Port || g.Proto != policy.UDP || !bytes.Equal(g.payload, w.payload) {
+			t.Errorf("SPA hit %d = %v:%d (%d payload bytes), want %v:%d (%d)", i, g.Src, g.Port, len(g.payload), w.Src, w.Port, len(w.payload))
+		}
+	}
+	// The knock socket: the bare SYN and every UDP datagram but those to
+	// the SPA port (a door has a UDP step: any UDP port counts), no
+	// payload.
+	got = readUntilN(t, k, 5)
+	for i, w := range []payloadHit{
+		{netip.MustParseAddr("192.0.2.2"), 8000, policy.UDP, nil},
+		{netip.MustParseAddr("192.0.2.2"), 62201, policy.TCP, nil},
+		{netip.MustParseAddr("2001:db8::2"), 62202, policy.UDP, nil},
+		{netip.MustParseAddr("192.0.2.2"), 62202, policy.UDP, nil},
+		{netip.MustParseAddr("192.0.2.2"), 8000, policy.UDP, nil},
+	} {
+		if g := got[i]; g.Src != w.Src || g.Port != w.Port || g.Proto != w.Proto || g.payload != nil {
+			t.Errorf("knock hit %d = %+v, want %+v", i, g, w)
+		}
+	}
+	for _, conn := range []*Conn{c, k} {
+		if err := conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		var h knock.Hit
+		if err := conn.ReadHit(&h); err == nil {
+			t.Errorf("unexpected hit %+v", h)
 		}
 	}
 }
@@ -99,24 +124,25 @@ func readUntilN(t *testing.T, c *Conn, n int) []payloadHit {
 	return out
 }
 
-// TestConnSPAPayloadBatches: SPA payloads read in batches (ReadHits, as the
-// daemon reads) each keep their own bytes until the next read. Several SPA
-// packets wait in the ring at once; a batch must end after the first, or
-// the next one's copy would overwrite its payload.
+// TestConnSPAPayloadBatches: SPA payloads read in batches (ReadHits) each
+// keep their own bytes until the next read. Several SPA packets wait in
+// the ring at once; a batch must end after the first, or the next one's
+// copy would overwrite its payload.
 func TestConnSPAPayloadBatches(t *testing.T) {
-	c, ns2 := spaConn(t)
+	c, _, ns2 := spaConn(t)
 	if !c.Ring() {
 		t.Fatal("want the ring read path (the default)")
 	}
 	var sends []func() error
 	var want [][]byte
 	for i := range 6 {
-		pl := bytes.Repeat([]byte{byte('a' + i)}, 200+40*i) // long: past a ring frame
+		pl := bytes.Repeat([]byte{byte('a' + i)}, 200+40*i)
 		if i == 3 {
-			pl = []byte("short-spa-payload") // short: fits a ring frame
+			pl = []byte("short-spa-payload")
 		}
 		want = append(want, pl)
-		sends = append(sends, udpPayload("192.0.2.1:62201", pl), udp("192.0.2.1:8000"))
+		sends = append(sends, udpPayload("192.0.2.1:62201", pl), udpPayload("192.0.2.1:62201", []byte("x")))
+		want = append(want, []byte("x"))
 	}
 	send(t, ns2, sends...)
 	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {

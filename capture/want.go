@@ -15,6 +15,9 @@ type wantSet struct {
 	tcp []policy.TCPFlags // bare SYN (DefaultTCPFlags) first, then the doors' other filters
 	udp bool              // every UDP datagram (some door has a UDP step)
 	spa [65536 / 64]uint64
+	// spaSocket: the rule of an SPA socket (OpenSPA, SPAFilter), which
+	// passes UDP to the SPA ports only; a knock socket drops those.
+	spaSocket bool
 }
 
 // newWantSet returns the rule for p: policy.KnockTraffic, bare SYNs, and
@@ -33,9 +36,31 @@ func newWantSet(p *policy.Policy) *wantSet {
 	return w
 }
 
-// wanted reports whether the filter passes h, and clears h.Payload unless h
-// is UDP to an SPA port: only SPA requests carry a payload out of ReadHit.
+// newSPAWantSet returns the rule of an SPA socket for p: UDP to its SPA
+// ports.
+func newSPAWantSet(p *policy.Policy) *wantSet {
+	w := &wantSet{spaSocket: true}
+	for _, port := range p.SPAPorts() {
+		w.spa[port/64] |= 1 << (port % 64)
+	}
+	return w
+}
+
+func (w *wantSet) isSPA(h *knock.Hit) bool {
+	return h.Proto == policy.UDP && w.spa[h.Port/64]&(1<<(h.Port%64)) != 0
+}
+
+// wanted reports whether the filter passes h. Only an SPA socket's hits,
+// UDP to an SPA port, keep their Payload: a knock socket drops those (they
+// are the SPA socket's) and clears the payload of every other hit.
 func (w *wantSet) wanted(h *knock.Hit) bool {
+	if w.spaSocket {
+		if w.isSPA(h) {
+			return true
+		}
+		h.Payload = nil
+		return false
+	}
 	switch h.Proto {
 	case policy.TCP:
 		h.Payload = nil
@@ -45,11 +70,8 @@ func (w *wantSet) wanted(h *knock.Hit) bool {
 			}
 		}
 	case policy.UDP:
-		if w.spa[h.Port/64]&(1<<(h.Port%64)) != 0 {
-			return true
-		}
 		h.Payload = nil
-		return w.udp
+		return w.udp && !w.isSPA(h)
 	}
 	return false
 }

@@ -2,7 +2,8 @@
 // into `sesame run`. It owns the signals (SIGHUP reloads; the caller's
 // context ends the run), the reload logic and the event log. The hot path is
 // one goroutine per interface reading hits and one goroutine owning the
-// matcher; nothing on it takes a lock.
+// matcher; nothing on it takes a lock. SPA packets have their own socket
+// and goroutine per interface, which verifies them (spa.go).
 package daemon
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -67,34 +69,35 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// Every goroutine started here is in bg, and Run returns only after
+	// all of them: cancel, wait for bg (no healer can open a socket any
+	// more), close the sockets (which joins their readers), save.
 	ctx, cancel := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer bg.Wait()
 	defer cancel()
 	local, err := capture.NewLocalAddrs()
 	if err != nil {
 		return fmt.Errorf("read this host's addresses: %w", err)
 	}
-	go local.Watch(ctx, time.Second)
+	bg.Go(func() { _ = local.Watch(ctx, time.Second) })
 
 	met := newMetrics(o.Version, o.Commit)
 	if p.MetricsListen != "" {
-		if err := serveMetrics(ctx, log, p.MetricsListen, met); err != nil {
+		if err := serveMetrics(ctx, &bg, log, p.MetricsListen, met); err != nil {
 			return err
 		}
 	}
 	hits := make(chan *hitBatch, 64)
 	spas := newSPAState(log, met.reg)
-	if err := spas.update(p); err != nil {
-		return err
-	}
-	saved := make(chan struct{})
-	go spas.saver(ctx, saved)
-	defer func() { cancel(); <-saved }() // after the readers stopped: the last save
-	caps := &captures{log: log, local: local, hits: hits, conns: map[string]*reader{}, met: met, spa: spas}
+	caps := newCaptures(log, local, hits, met, spas)
+	defer spas.saveNow() // the last save, once the SPA readers are gone
 	defer caps.closeAll()
+	defer func() { cancel(); bg.Wait() }()
 	if err := caps.sync(ctx, ifaces, p); err != nil {
 		return err
 	}
-	caps.statsOnSignal(ctx)
+	caps.statsOnSignal(ctx, &bg)
 	// The table comes last: a start that fails before this point must not
 	// close the guarded ports with nobody listening for knocks.
 	table, err := nft.New(p.Table, nft.WithLogger(log))
@@ -103,6 +106,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer table.Close()
 	met.watchTable(table)
+	defer func() { cancel(); bg.Wait() }() // the healer uses the table
 	if err := table.Ensure(p); err != nil {
 		return explainNft(err)
 	}
@@ -121,7 +125,7 @@ func Run(ctx context.Context, o Options) error {
 	l.met = met
 	l.spa = spas
 	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p, notify: o.Notify}
-	go (&healer{log: log, mu: &r.mu, table: table, r: r, met: met}).run(ctx)
+	bg.Go(func() { (&healer{log: log, mu: &r.mu, table: table, r: r, met: met}).run(ctx) })
 	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
 	if o.Ready != nil {
 		o.Ready()
@@ -180,7 +184,7 @@ func explainNft(err error) error {
 type reloader struct {
 	log   *slog.Logger
 	path  string
-	table *nft.Table
+	table ensurer
 	caps  *captures
 	cur   *policy.Policy
 
@@ -188,6 +192,17 @@ type reloader struct {
 	notify func(state string)
 }
 
+// ensurer is what the reloader needs of the nftables table.
+type ensurer interface {
+	Ensure(p *policy.Policy) error
+}
+
+var _ ensurer = (*nft.Table)(nil)
+
+// reload runs on the loop goroutine: it must never wait for a reader that
+// could be waiting for the loop (captures.stop cancels a reader first).
+// Capture changes all or nothing (captures.sync), so a reload that fails
+// leaves the table, the sockets and the matcher on the old policy.
 func (r *reloader) reload(ctx context.Context) *policy.Policy {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -225,64 +240,174 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 	return p
 }
 
-// captures holds one reader per interface.
+// captures holds the capture sockets: per interface, one knock reader
+// and, when the policy has SPA doors, one SPA reader.
 type captures struct {
 	log   *slog.Logger
 	local *capture.LocalAddrs
 	hits  chan<- *hitBatch
-
-	mu    sync.Mutex // guards conns against logStats
-	conns map[string]*reader
-	pol   *policy.Policy // the filter's policy, for reopening
 	met   *metrics
-	spa   *spaState // verifies SPA packets in the readers (spa.go)
+	spa   *spaState // verifies SPA packets in the SPA readers (spa.go)
+
+	// openConn and lookup are capture.Open/OpenSPA and
+	// net.InterfaceByName; tests replace them.
+	openConn func(name string, p *policy.Policy, spa bool) (conn, error)
+	lookup   func(name string) (*net.Interface, error)
+
+	mu     sync.Mutex // guards ifaces and pol against the healer, logStats and scrapes
+	ifaces map[string]*iface
+	// pol is the filters' policy, for reopening: a snapshot (snapshot)
+	// that nobody changes, read by the healer's goroutine.
+	pol *policy.Policy
 }
 
+// conn is what a reader needs of a capture socket.
+type conn interface {
+	ReadHits(hs []knock.Hit) (int, error)
+	SetPolicy(p *policy.Policy) error
+	Stats() (capture.Stats, error)
+	Close() error
+}
+
+var _ conn = (*capture.Conn)(nil)
+
+func newCaptures(log *slog.Logger, local *capture.LocalAddrs, hits chan<- *hitBatch, met *metrics, spa *spaState) *captures {
+	c := &captures{log: log, local: local, hits: hits, met: met, spa: spa, ifaces: map[string]*iface{}, lookup: net.InterfaceByName}
+	c.openConn = func(name string, p *policy.Policy, spa bool) (conn, error) {
+		if spa {
+			return capture.OpenSPA(name, p)
+		}
+		return capture.Open(name, p)
+	}
+	met.reg.MustRegister(captureCollector{c})
+	return c
+}
+
+// iface is one interface's capture.
+type iface struct {
+	knock  *reader // nil while its interface is gone
+	spa    *reader // nil without SPA doors, or while the interface is gone
+	index  int     // the interface index the sockets are bound to
+	failed bool    // a reopen failed (logged once)
+	down   bool    // the interface was down at the last check
+}
+
+// reader is one capture socket and the goroutine that reads it.
 type reader struct {
-	conn   *capture.Conn // nil while its interface is gone
+	conn   conn
+	socket string // "knock" or "spa"
+	// cancel ends the goroutine's context, which every blocking step of
+	// the goroutine waits on besides its work (stop).
+	cancel context.CancelFunc
 	done   chan struct{}
-	index  int  // the interface index conn is bound to
-	failed bool // a reopen failed (logged once)
-	down   bool // the interface was down at the last check
+	seen   capture.Stats // the counters already in the metrics (stats.go)
 }
 
-// sync opens capture on every interface in names with p's filter, swaps the
-// filter on those already open, and closes the rest.
+// snapshot copies p for the capture filters: its doors are copied, so the
+// loop's one-time advances, which reassign fields of the live policy's
+// doors (onetime.go), never race with a filter built on the healer's
+// goroutine. It must run on the loop goroutine, or before the loop starts.
+func snapshot(p *policy.Policy) *policy.Policy {
+	s := *p
+	s.Doors = slices.Clone(p.Doors)
+	return &s
+}
+
+// sync opens capture on every interface in names with p's filters, swaps
+// the filters of those already open, closes the rest and gives the SPA
+// doors to the SPA readers: all or nothing. If a step fails, every socket
+// goes back to the filter it had, the sockets opened are closed, and the
+// error is returned: the caller keeps the old policy, and the sockets,
+// the SPA state and the matcher all stay on it.
 func (c *captures) sync(ctx context.Context, names []string, p *policy.Policy) error {
-	c.pol = p
+	snap := snapshot(p)
+	withSPA := len(snap.SPAPorts()) > 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var (
+		undo   []func()
+		opened = map[string]*iface{}
+		newSPA = map[string]*reader{}
+	)
+	fail := func(err error) error {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return err
+	}
 	for _, n := range names {
-		if r, ok := c.conns[n]; ok && r.conn != nil {
-			if err := r.conn.SetPolicy(p); err != nil {
-				return fmt.Errorf("set capture filter on %q: %w", n, err)
+		f := c.ifaces[n]
+		if f == nil || f.knock == nil {
+			nf, err := c.open(ctx, n, snap) // capture's errors name the interface
+			if errors.Is(err, unix.EPERM) {
+				err = fmt.Errorf("%w: sesame needs CAP_NET_RAW", err)
 			}
+			if err != nil {
+				return fail(err)
+			}
+			undo = append(undo, func() { c.stopAll(n, nf) })
+			opened[n] = nf
 			continue
 		}
-		r, err := c.open(ctx, n) // capture's errors name the interface
-		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("%w: sesame needs CAP_NET_RAW", err)
+		for _, r := range []*reader{f.knock, f.spa} {
+			if r == nil {
+				continue
+			}
+			if err := r.conn.SetPolicy(snap); err != nil {
+				return fail(fmt.Errorf("set capture filter on %q: %w", n, err))
+			}
+			undo = append(undo, func() { c.restore(n, f, r) })
 		}
-		if err != nil {
-			return err
-		}
-		c.conns[n] = r
-	}
-	for n, r := range c.conns {
-		if !slices.Contains(names, n) {
-			r.stop()
-			delete(c.conns, n)
+		if withSPA && f.spa == nil {
+			r, err := c.start(ctx, n, snap, true)
+			if err != nil {
+				return fail(err)
+			}
+			undo = append(undo, func() { c.stop(n, r) })
+			newSPA[n] = r
 		}
 	}
 	if c.spa != nil {
-		return c.spa.update(p)
+		if err := c.spa.update(p); err != nil {
+			return fail(err)
+		}
 	}
+	for n, f := range c.ifaces {
+		switch {
+		case !slices.Contains(names, n):
+			c.stopAll(n, f)
+			delete(c.ifaces, n)
+		case opened[n] != nil:
+			c.stopAll(n, f) // gone and waiting for the healer: replaced below
+		case !withSPA && f.spa != nil:
+			c.stop(n, f.spa)
+			f.spa = nil
+		case newSPA[n] != nil:
+			f.spa = newSPA[n]
+		}
+	}
+	maps.Copy(c.ifaces, opened)
+	c.pol = snap
 	return nil
 }
 
-// read forwards hits addressed to this host to the matcher, in batches.
+// restore puts the filter c.pol back on a socket of f, after a failed
+// sync. If even that fails, f's sockets are closed: the healer reopens
+// them with c.pol (rebind).
+func (c *captures) restore(name string, f *iface, r *reader) {
+	err := r.conn.SetPolicy(c.pol)
+	if err == nil {
+		return
+	}
+	c.log.Error("capture filter not restored, reopening", "interface", name, "err", err)
+	c.stopAll(name, f)
+}
+
+// read forwards hits addressed to this host to the matcher, in batches,
+// until ctx ends (reader.cancel, or the daemon stops) or the socket is
+// closed. Every wait in it also waits on ctx: the loop goroutine, which
+// takes the batches, may be the one stopping this reader (a reload).
 func (c *captures) read(ctx context.Context, name string, r *reader) {
-	defer close(r.done)
 	free := newBatchPool()
 	packets, hits := c.met.packets.WithLabelValues(name), c.met.hits
 	for {
@@ -295,38 +420,18 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 		n, err := r.conn.ReadHits(b.hits[:])
 		if err != nil {
 			free <- b
-		}
-		switch {
-		case errors.Is(err, capture.ErrClosed) || ctx.Err() != nil:
-			return
-		case errors.Is(err, unix.ENETDOWN):
-			continue // the healer logs down and up; the socket hears again once up
-		case err != nil:
-			c.log.Error("capture read failed", "interface", name, "err", err)
-			select {
-			case <-ctx.Done():
+			if c.readFailed(ctx, name, err) {
 				return
-			case <-time.After(time.Second):
 			}
 			continue
 		}
 		packets.Add(float64(n))
 		k := 0
 		for i := range n {
-			h := &b.hits[i]
-			if !c.local.Contains(h.Dst) {
-				continue
+			if h := &b.hits[i]; c.local.Contains(h.Dst) {
+				b.hits[k] = *h
+				k++
 			}
-			// An SPA packet is verified here, on the read buffer its
-			// payload aliases (capture ends a batch after such a hit, so
-			// the buffer holds until the next read), and never reaches the
-			// matcher as a hit.
-			if c.spa.handle(ctx, h) {
-				continue
-			}
-			h.Payload = nil
-			b.hits[k] = *h
-			k++
 		}
 		if k == 0 {
 			free <- b
@@ -342,13 +447,33 @@ func (c *captures) read(ctx context.Context, name string, r *reader) {
 	}
 }
 
-// closeAll logs the capture counters, then closes every socket.
+// readFailed handles a read error and reports whether the reader must
+// end: its socket is closed or its context ended. Other errors are logged
+// and the read retried a second later.
+func (c *captures) readFailed(ctx context.Context, name string, err error) bool {
+	switch {
+	case errors.Is(err, capture.ErrClosed) || ctx.Err() != nil:
+		return true
+	case errors.Is(err, unix.ENETDOWN):
+		return false // the healer logs down and up; the socket hears again once up
+	}
+	c.log.Error("capture read failed", "interface", name, "err", err)
+	select {
+	case <-ctx.Done():
+		return true
+	case <-time.After(time.Second):
+		return false
+	}
+}
+
+// closeAll logs the capture counters, then closes every socket and waits
+// for every reader.
 func (c *captures) closeAll() {
 	c.logStats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for n, r := range c.conns {
-		r.stop()
-		delete(c.conns, n)
+	for n, f := range c.ifaces {
+		c.stopAll(n, f)
+		delete(c.ifaces, n)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sesame-knock/sesame/capture"
 	"github.com/sesame-knock/sesame/nft"
+	"github.com/sesame-knock/sesame/policy"
 )
 
 // healEvery is how often the healer compares the kernel's table with what
@@ -67,23 +67,28 @@ func (h *healer) healTable() {
 }
 
 // rebind reopens capture on every interface whose index changed (deleted
-// and created again) and closes it on interfaces that are gone, until they
+// and created again), or whose sockets are missing (a failed reopen or
+// filter restore), and closes it on interfaces that are gone, until they
 // come back. The caller holds the reload lock.
 func (c *captures) rebind(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, r := range c.conns {
-		ifi, err := net.InterfaceByName(name)
+	if c.pol == nil {
+		return
+	}
+	withSPA := len(c.pol.SPAPorts()) > 0
+	for name, f := range c.ifaces {
+		ifi, err := c.lookup(name)
 		if err != nil {
-			if r.conn != nil {
+			if f.knock != nil {
 				c.log.Warn("interface gone, waiting for it to come back", "interface", name)
-				r.stop()
+				c.stopAll(name, f)
 			}
 			continue
 		}
-		if r.conn != nil && r.index == ifi.Index {
-			if down := ifi.Flags&net.FlagUp == 0; down != r.down {
-				r.down = down
+		if f.knock != nil && f.index == ifi.Index && (f.spa != nil) == withSPA {
+			if down := ifi.Flags&net.FlagUp == 0; down != f.down {
+				f.down = down
 				if down {
 					c.log.Warn("interface down, capture waits for it", "interface", name)
 				} else {
@@ -92,45 +97,79 @@ func (c *captures) rebind(ctx context.Context) {
 			}
 			continue
 		}
-		if r.conn != nil {
-			r.stop()
-		}
-		nr, err := c.open(ctx, name)
+		c.stopAll(name, f)
+		nf, err := c.open(ctx, name, c.pol)
 		if err != nil {
-			if !r.failed {
+			if !f.failed {
 				c.log.Error("capture reopen failed", "interface", name, "err", err, "note", "retrying")
 			}
-			r.failed = true
+			f.failed = true
 			continue
 		}
-		c.conns[name] = nr
+		c.ifaces[name] = nf
 		_ = c.local.Refresh() // its addresses came back with it
-		c.log.Warn("capture re-bound", "interface", name, "index", nr.index)
+		c.log.Warn("capture re-bound", "interface", name, "index", nf.index)
 	}
 }
 
-// stop closes the socket and waits for its reader.
-func (r *reader) stop() {
-	if r.conn == nil {
+// open opens capture on one interface with pol's filters and starts its
+// readers: a knock reader, and an SPA reader if pol has SPA doors.
+func (c *captures) open(ctx context.Context, name string, pol *policy.Policy) (*iface, error) {
+	ifi, err := c.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	f := &iface{index: ifi.Index}
+	if f.knock, err = c.start(ctx, name, pol, false); err != nil {
+		return nil, err
+	}
+	if len(pol.SPAPorts()) > 0 {
+		if f.spa, err = c.start(ctx, name, pol, true); err != nil {
+			c.stopAll(name, f)
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// start opens one socket (knock or SPA) and starts the goroutine that
+// reads it, with a context of its own that stop cancels.
+func (c *captures) start(ctx context.Context, name string, pol *policy.Policy, spa bool) (*reader, error) {
+	conn, err := c.openConn(name, pol, spa)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &reader{conn: conn, socket: "knock", cancel: cancel, done: make(chan struct{})}
+	run := c.read
+	if spa {
+		r.socket, run = "spa", c.readSPA
+	}
+	go func() {
+		defer close(r.done)
+		run(ctx, name, r)
+	}()
+	return r, nil
+}
+
+// stop ends a reader and waits for it: its context first, so that a
+// goroutine waiting to hand hits to the loop lets go (the caller may be
+// the loop itself, reloading, or the healer, which holds the lock the
+// loop's reload waits for), then its socket, which ends a read. The
+// socket's last counters go to the metrics first. c.mu is held.
+func (c *captures) stop(name string, r *reader) {
+	if r == nil {
 		return
 	}
+	c.account(name, r)
+	r.cancel()
 	r.conn.Close()
 	<-r.done
-	r.conn = nil
 }
 
-// open opens capture on one interface with the current policy and starts
-// its reader.
-func (c *captures) open(ctx context.Context, name string) (*reader, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := capture.Open(name, c.pol)
-	if err != nil {
-		return nil, err
-	}
-	r := &reader{conn: conn, done: make(chan struct{}), index: ifi.Index}
-	go c.read(ctx, name, r)
-	return r, nil
+// stopAll stops both readers of f and forgets them.
+func (c *captures) stopAll(name string, f *iface) {
+	c.stop(name, f.knock)
+	c.stop(name, f.spa)
+	f.knock, f.spa = nil, nil
 }

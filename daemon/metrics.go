@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,10 @@ type metrics struct {
 	restores    prometheus.Counter
 	tracked     atomic.Uint64
 	evicted     atomic.Uint64
+
+	// captureDrops (by interface, socket, reason) is registered by its
+	// collector (stats.go), which brings it up to date at each scrape.
+	captureDrops *prometheus.CounterVec
 }
 
 func newMetrics(version, commit string) *metrics {
@@ -50,6 +55,9 @@ func newMetrics(version, commit string) *metrics {
 	m.packets = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "packets_total",
 		Help: "Packets that passed the capture filter, by interface."}, []string{"interface"})
 	m.reg.MustRegister(m.packets)
+	m.captureDrops = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "capture_drops_total",
+		Help: "Packets that passed a capture filter but did not reach the reader whole, by interface, socket (knock, spa) and reason (full: the ring or socket buffer was full; truncated)."},
+		[]string{"interface", "socket", "reason"})
 	m.hits = f("hits_total", "Knock-relevant packets addressed to this host, given to the matcher.")
 	m.stages = f("stages_total", "Knock steps matched (sequence not yet complete).")
 	m.opens = f("opens_total", "Grants that landed in the kernel: completed knocks (pending ones on a door with confirm), TOTP, one-time and SPA.")
@@ -141,8 +149,9 @@ func (m *metrics) failed(n int) {
 	}
 }
 
-// serveMetrics listens on ap and serves /metrics until ctx ends.
-func serveMetrics(ctx context.Context, log *slog.Logger, ap string, m *metrics) error {
+// serveMetrics listens on ap and serves /metrics until ctx ends, in
+// goroutines of bg.
+func serveMetrics(ctx context.Context, bg *sync.WaitGroup, log *slog.Logger, ap string, m *metrics) error {
 	ln, err := net.Listen("tcp", ap)
 	if err != nil {
 		return fmt.Errorf("metrics_listen %s: %w", ap, err)
@@ -150,17 +159,17 @@ func serveMetrics(ctx context.Context, log *slog.Logger, ap string, m *metrics) 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	go func() {
+	bg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server failed", "listen", ap, "err", err)
 		}
-	}()
-	go func() {
+	})
+	bg.Go(func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-	}()
+	})
 	log.Info("metrics", "listen", "http://"+ap+"/metrics")
 	return nil
 }

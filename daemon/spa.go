@@ -22,17 +22,23 @@ import (
 // replayFile is the replay cache's file in the policy's state_dir.
 const replayFile = "spa-replay"
 
-// SPA requests are verified where they are read: in the capture reader
-// goroutine, on the read buffer itself, before anything is copied. A
-// garbage packet costs one HMAC per client of the door and no allocation
-// beyond spa.Verify's; only accepted requests (which carry a copy of what
-// they need) go on to the loop goroutine, which checks them against the
-// door and grants through the same batched Apply as knocks.
+// SPA packets have their own capture socket on each interface (capture.
+// OpenSPA: UDP to SPA ports only) and are verified where they are read: in
+// that socket's reader goroutine (readSPA), on the read buffer itself,
+// before anything is copied. A garbage packet costs one HMAC per client of
+// the door and no allocation beyond spa.Verify's, and never holds up the
+// knock readers; a SYN flood never reaches this socket. Only accepted
+// requests (which carry a copy of what they need) go on to the loop
+// goroutine, which checks them against the door and grants through the
+// same batched Apply as knocks.
 //
 // Verification is serialized by a mutex: the replay cache's "seen?" and
 // "add" are two steps, and a packet copied onto two interfaces must not
 // slip through both readers at once. An HMAC takes about a microsecond, so
-// the lock is never the bottleneck of a flood.
+// the lock is never the bottleneck of a flood. A packet that enters the
+// replay cache is written to disk before its request goes to the loop:
+// a crash between the two can lose a grant but never allow a replay (as
+// TOTP burns and one-time sequences).
 
 // spaRequest is an accepted SPA message on its way to the loop.
 type spaRequest struct {
@@ -48,35 +54,35 @@ type spaDoor struct {
 	vs   []*spa.Verifier
 }
 
-// spaState verifies SPA packets for the capture readers and keeps the
+// spaState verifies SPA packets for the SPA readers and keeps the
 // daemon's one replay cache, persisted in the state directory.
 type spaState struct {
 	log   *slog.Logger
 	out   chan spaRequest
-	save  chan struct{} // coalesced requests to save the cache
 	doors atomic.Pointer[map[uint16]*spaDoor]
 	met   *spaMetrics
 	limit refusalLimiter
 	now   func() time.Time
 
-	mu    sync.Mutex // serializes Verify (see above) and guards cache, path
+	mu    sync.Mutex // serializes Verify (see above) and saves, guards cache, path
 	cache *spa.ReplayCache
 	path  string // "" until a policy with SPA doors was loaded
-	ttl   time.Duration
+	saved uint64 // cache.Added() at the last save
 }
 
 func newSPAState(log *slog.Logger, reg *prometheus.Registry) *spaState {
-	s := &spaState{log: log, out: make(chan spaRequest, 256), save: make(chan struct{}, 1), met: newSPAMetrics(reg), now: time.Now}
+	s := &spaState{log: log, out: make(chan spaRequest, 256), met: newSPAMetrics(reg), now: time.Now}
 	s.limit.perSecond = refusalLogsPerSecond
 	empty := map[uint16]*spaDoor{}
 	s.doors.Store(&empty)
 	return s
 }
 
-// update builds the verifiers for p's SPA doors. The first policy with SPA
-// doors loads the replay cache from its state_dir: a restart does not
-// re-open a replay window. A cache that cannot be read makes the update
-// fail (a corrupt one is only logged: the cache then starts empty).
+// update builds the verifiers for p's SPA doors, all or nothing: on error
+// the state is unchanged. The first policy with SPA doors loads the replay
+// cache from its state_dir: a restart does not re-open a replay window. A
+// cache that cannot be read makes the update fail (a corrupt one is only
+// logged: the cache then starts empty).
 func (s *spaState) update(p *policy.Policy) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,10 +97,12 @@ func (s *spaState) update(p *policy.Policy) error {
 		s.doors.Store(&doors)
 		return nil
 	}
-	path := filepath.Join(p.StateDir, replayFile)
-	if s.cache == nil || path != s.path || 2*maxAge > s.ttl {
-		// A new cache: the first SPA door, a new state_dir or a longer
-		// window. It starts from the file (the old cache saved it first).
+	cache, path := s.cache, filepath.Join(p.StateDir, replayFile)
+	if cache == nil || path != s.path {
+		// A new cache: the first SPA door, or a new state_dir. It starts
+		// from the file (the old cache saved it first). Entries carry
+		// their own expiry; 2 x max_age is the hold of entries in a v1
+		// file, as v1 kept them.
 		if s.cache != nil {
 			if err := s.cache.Save(s.path); err != nil {
 				return err
@@ -103,16 +111,15 @@ func (s *spaState) update(p *policy.Policy) error {
 		if err := os.MkdirAll(p.StateDir, 0o700); err != nil {
 			return fmt.Errorf("state_dir: %w", err)
 		}
-		c := spa.NewReplayCache(2*maxAge, 0)
-		err := c.Load(path, s.now())
+		cache = spa.NewReplayCache(2*maxAge, 0)
+		err := cache.Load(path, s.now())
 		switch {
 		case errors.Is(err, spa.ErrCorruptReplayCache):
 			s.log.Warn("spa replay cache unreadable, starting empty", "file", path, "err", err)
 		case err != nil:
 			return fmt.Errorf("load spa replay cache: %w", err)
 		}
-		s.cache, s.path, s.ttl = c, path, 2*maxAge
-		if err := c.Save(path); err != nil { // fail now, not at the first packet
+		if err := cache.Save(path); err != nil { // fail now, not at the first packet
 			return err
 		}
 	}
@@ -123,7 +130,7 @@ func (s *spaState) update(p *policy.Policy) error {
 		}
 		sd := &spaDoor{door: d}
 		for _, c := range d.Clients {
-			v, err := spa.NewVerifier(c.Keys, d.SPA.MaxAge, s.cache)
+			v, err := spa.NewVerifier(c.Keys, d.SPA.MaxAge, cache)
 			if err != nil {
 				return fmt.Errorf("door %q client %q: %w", d.Name, c.Name, err)
 			}
@@ -131,13 +138,36 @@ func (s *spaState) update(p *policy.Policy) error {
 		}
 		doors[d.SPA.Port] = sd
 	}
+	if cache != s.cache {
+		s.cache, s.path, s.saved = cache, path, cache.Added()
+	}
 	s.doors.Store(&doors)
 	return nil
 }
 
+// readSPA reads one interface's SPA socket until ctx ends or the socket
+// is closed, and verifies each packet addressed to this host (handle).
+func (c *captures) readSPA(ctx context.Context, name string, r *reader) {
+	packets := c.met.packets.WithLabelValues(name)
+	var one [1]knock.Hit
+	for {
+		if _, err := r.conn.ReadHits(one[:]); err != nil {
+			if c.readFailed(ctx, name, err) {
+				return
+			}
+			continue
+		}
+		packets.Inc()
+		if h := &one[0]; c.local.Contains(h.Dst) {
+			c.spa.handle(ctx, h)
+		}
+	}
+}
+
 // handle takes h if it is a UDP packet to an SPA port: it verifies the
-// payload in place and queues an accepted request for the loop. It reports
-// whether h was an SPA packet (then it is not a knock hit).
+// payload in place, writes the replay cache if the packet entered it, and
+// queues an accepted request for the loop, unless ctx ends first. It
+// reports whether h was an SPA packet.
 func (s *spaState) handle(ctx context.Context, h *knock.Hit) bool {
 	if s == nil || h.Proto != policy.UDP {
 		return false
@@ -168,6 +198,7 @@ func (s *spaState) handle(ctx context.Context, h *knock.Hit) bool {
 			}
 		}
 	}
+	s.saveIfAddedLocked()
 	s.mu.Unlock()
 	if len(d.vs) == 0 {
 		err = &spa.Error{Reason: spa.ReasonBadHMAC}
@@ -177,10 +208,6 @@ func (s *spaState) handle(ctx context.Context, h *knock.Hit) bool {
 		return true
 	}
 	s.met.accepted.Inc()
-	select {
-	case s.save <- struct{}{}:
-	default: // a save is already due
-	}
 	select {
 	case s.out <- spaRequest{door: d.door, client: &d.door.Clients[client], src: h.Src, msg: msg}:
 	case <-ctx.Done():
@@ -227,30 +254,30 @@ func (s *spaState) refused(d *policy.Door, client string, src netip.Addr, reason
 	s.log.LogAttrs(context.Background(), slog.LevelWarn, "spa-refused", attrs...)
 }
 
-// saver writes the replay cache after each accepted packet (saves are
-// coalesced) until ctx ends, then once more; it closes done when finished.
-func (s *spaState) saver(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	for {
-		select {
-		case <-s.save:
-			s.saveNow()
-		case <-ctx.Done():
-			s.saveNow()
-			return
-		}
+// saveIfAddedLocked writes the replay cache if a packet entered it since
+// the last save. s.mu is held. A failure is logged and the packet still
+// goes ahead: it was valid, and the cache holds it in memory until a
+// restart.
+func (s *spaState) saveIfAddedLocked() {
+	if s.cache == nil || s.cache.Added() == s.saved {
+		return
+	}
+	s.saved = s.cache.Added()
+	if err := s.cache.Save(s.path); err != nil {
+		s.log.Error("spa replay cache not saved", "file", s.path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
 	}
 }
 
+// saveNow writes the replay cache; Run calls it last, after the SPA
+// readers stopped.
 func (s *spaState) saveNow() {
 	s.mu.Lock()
-	c, path := s.cache, s.path
-	s.mu.Unlock()
-	if c == nil {
+	defer s.mu.Unlock()
+	if s.cache == nil {
 		return
 	}
-	if err := c.Save(path); err != nil {
-		s.log.Error("spa replay cache not saved", "file", path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
+	if err := s.cache.Save(s.path); err != nil {
+		s.log.Error("spa replay cache not saved", "file", s.path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
 	}
 }
 

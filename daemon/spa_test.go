@@ -180,11 +180,7 @@ func TestSPAReplayAcrossRestart(t *testing.T) {
 	if accepted(s, stranger) {
 		t.Fatal("replay from another address accepted")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go s.saver(ctx, done)
-	cancel()
-	<-done
+	// No save at shutdown: a crash. The packet was written when accepted.
 	s2 := newState()
 	if accepted(s2, stranger) {
 		t.Fatal("replay accepted after a restart")
@@ -214,6 +210,62 @@ func TestSPAReplayAcrossRestart(t *testing.T) {
 	other := knock.Hit{Src: netip.MustParseAddr("198.51.100.5"), Proto: policy.UDP, Port: 7000}
 	if s2.handle(context.Background(), &other) {
 		t.Error("handle took a packet to a non-SPA port")
+	}
+}
+
+// TestSPAReplayWrittenBeforeGrant: by the time an accepted request
+// reaches the loop (which grants it), its replay entry is on disk; a
+// packet that entered the cache although refused (too new: a client
+// whose clock runs 200 s ahead, max_age 2m) is written too, and stays
+// refused as a replay across a restart when its time comes (t0+250 s).
+func TestSPAReplayWrittenBeforeGrant(t *testing.T) {
+	p, keys := spaPolicy(t, false)
+	p.Doors[0].SPA.MaxAge = 120 * time.Second
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	state := func(now time.Time) *spaState {
+		s := newSPAState(log, nil)
+		s.now = func() time.Time { return now }
+		if err := s.update(p); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	onDisk := func(wire []byte, now time.Time) bool {
+		c := spa.NewReplayCache(time.Minute, 0)
+		if err := c.Load(filepath.Join(p.StateDir, replayFile), now); err != nil {
+			t.Fatal(err)
+		}
+		return c.Seen(spa.ReplayKey(wire), now)
+	}
+	msg := spa.Message{User: "a", Type: spa.TypeAccess, Addr: netip.MustParseAddr("0.0.0.0"), Access: access("tcp/22")}
+
+	s := state(spaT0)
+	h := spaHit(t, keys, "198.51.100.2", msg, spaT0)
+	wire := bytes.Clone(h.Payload)
+	s.handle(context.Background(), &h)
+	if len(s.out) != 1 {
+		t.Fatalf("packet not accepted:\n%s", logBuf.String())
+	}
+	if !onDisk(wire, spaT0) {
+		t.Error("accepted request on its way to the loop, its replay entry not on disk")
+	}
+
+	ahead := spaHit(t, keys, "198.51.100.2", msg, spaT0.Add(200*time.Second))
+	wire = bytes.Clone(ahead.Payload)
+	s.handle(context.Background(), &ahead)
+	if len(s.out) != 1 || !strings.Contains(logBuf.String(), "reason=too-new") {
+		t.Fatalf("a packet 200 s ahead: want it refused as too new:\n%s", logBuf.String())
+	}
+	later := spaT0.Add(250 * time.Second)
+	s2 := state(later) // a restart, no save at shutdown
+	replay := knock.Hit{Src: netip.MustParseAddr("203.0.113.7"), Proto: policy.UDP, Port: 62201, Payload: wire}
+	s2.handle(context.Background(), &replay)
+	if len(s2.out) != 0 {
+		t.Fatalf("replay at t0+250s accepted:\n%s", logBuf.String())
+	}
+	if !strings.Contains(logBuf.String(), "src=203.0.113.7 client=alice reason=replay") {
+		t.Errorf("replay not refused as a replay:\n%s", logBuf.String())
 	}
 }
 

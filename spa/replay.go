@@ -2,10 +2,13 @@ package spa
 
 import (
 	"bytes"
+	"cmp"
+	"container/heap"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -19,29 +22,38 @@ import (
 // DefaultReplayCap bounds a ReplayCache's memory (about 5 MiB when full).
 const DefaultReplayCap = 65536
 
-const replayHeader = "# sesame spa replay cache v1"
+// The file's first line. v1 files (an arrival time per entry, kept for
+// ttl) are still read; Save writes v2 (an expiry time per entry).
+const (
+	replayHeaderV1 = "# sesame spa replay cache v1"
+	replayHeader   = "# sesame spa replay cache v2"
+)
 
-// ReplayCache remembers the packets already accepted, by ReplayKey, for ttl
-// (2×MaxAge: after that the age check refuses them anyway). It holds at
-// most capacity entries and evicts the oldest first; only packets with a
-// valid HMAC enter it, so only key holders can fill it. Safe for
-// concurrent use; the clock is always a parameter.
+// ReplayCache remembers the packets already accepted, by ReplayKey, each
+// until its own expiry: the end of the window in which the age check
+// would still let it through (Verifier: max(arrival, timestamp) + max
+// age, so that a packet from a clock running ahead stays refused for as
+// long as it stays fresh). It holds at most capacity entries and, when
+// full, drops the one that expires first; only packets with a valid HMAC
+// enter it, so only key holders can fill it. Safe for concurrent use; the
+// clock is always a parameter.
 type ReplayCache struct {
-	mu   sync.Mutex
-	ttl  time.Duration
-	cap  int
-	seen map[[32]byte]int64 // key → when added (unix nanoseconds)
-	fifo []replayEntry      // in order of addition; fifo[head:] is live
-	head int
+	mu    sync.Mutex
+	ttl   time.Duration // the hold of Add and of v1 file entries
+	cap   int
+	seen  map[[32]byte]int64 // key → expiry (unix nanoseconds)
+	byExp expiryHeap         // the entries by expiry; stale ones are skipped
+	added uint64
 }
 
 type replayEntry struct {
 	key [32]byte
-	at  int64
+	exp int64
 }
 
-// NewReplayCache makes a cache keeping entries for ttl (> 0), at most
-// capacity of them (0: DefaultReplayCap).
+// NewReplayCache makes a cache whose Add keeps an entry for ttl (> 0;
+// also the hold of entries read from a v1 file, counted from their
+// arrival), with at most capacity entries (0: DefaultReplayCap).
 func NewReplayCache(ttl time.Duration, capacity int) *ReplayCache {
 	if capacity <= 0 {
 		capacity = DefaultReplayCap
@@ -60,60 +72,101 @@ func (c *ReplayCache) Len() int {
 	return len(c.seen)
 }
 
-// Seen reports whether key was added less than ttl before now.
+// Added counts the Add and AddUntil calls that recorded or extended an
+// entry: a caller that persists the cache saves when it moved.
+func (c *ReplayCache) Added() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.added
+}
+
+// Seen reports whether key is held and not expired at now.
 func (c *ReplayCache) Seen(key [32]byte, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	at, ok := c.seen[key]
-	return ok && !c.expired(at, now.UnixNano())
+	exp, ok := c.seen[key]
+	return ok && now.UnixNano() < exp
 }
 
-// Add records key at now, dropping expired entries and, when full, the
-// oldest one.
+// Add records key at now for the cache's ttl.
 func (c *ReplayCache) Add(key [32]byte, now time.Time) {
+	c.AddUntil(key, now, now.Add(c.ttl))
+}
+
+// AddUntil records key until until (at the latest of that and an earlier
+// expiry of the same key), dropping entries expired at now and, when
+// full, the one that expires first.
+func (c *ReplayCache) AddUntil(key [32]byte, now, until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.add(key, now.UnixNano(), now.UnixNano())
+	c.add(key, unixNano(until), now.UnixNano())
 }
 
-func (c *ReplayCache) expired(at, now int64) bool { return now-at >= int64(c.ttl) }
+// unixNano is t in unix nanoseconds, saturated: a timestamp past 2262
+// (which only a key holder can send) is held as long as the cache lives.
+func unixNano(t time.Time) int64 {
+	if t.Unix() >= math.MaxInt64/int64(time.Second) {
+		return math.MaxInt64
+	}
+	if t.Unix() < 0 {
+		return 0
+	}
+	return t.UnixNano()
+}
 
-func (c *ReplayCache) add(key [32]byte, at, now int64) {
-	for c.head < len(c.fifo) && (len(c.seen) >= c.cap || c.expired(c.fifo[c.head].at, now)) {
-		e := c.fifo[c.head]
-		if c.seen[e.key] == e.at {
+func (c *ReplayCache) add(key [32]byte, exp, now int64) {
+	old, held := c.seen[key]
+	held = held && old > now
+	for len(c.byExp) > 0 {
+		e := c.byExp[0]
+		live := c.seen[e.key] == e.exp
+		if live && e.exp > now && (held || len(c.seen) < c.cap) {
+			break
+		}
+		heap.Pop(&c.byExp)
+		if live {
 			delete(c.seen, e.key)
 		}
-		c.fifo[c.head] = replayEntry{}
-		c.head++
 	}
-	if c.head > 1024 && c.head > len(c.fifo)/2 {
-		c.fifo = append(c.fifo[:0], c.fifo[c.head:]...)
-		c.head = 0
-	}
-	if old, ok := c.seen[key]; ok && !c.expired(old, now) {
+	if held && old >= exp || exp <= now {
 		return
 	}
-	c.seen[key] = at
-	c.fifo = append(c.fifo, replayEntry{key, at})
+	c.seen[key] = exp
+	heap.Push(&c.byExp, replayEntry{key, exp})
+	c.added++
+}
+
+// expiryHeap is a min-heap of entries by expiry.
+type expiryHeap []replayEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].exp < h[j].exp }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(replayEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // Save writes the cache to path atomically (temporary file, fsync,
-// rename, fsync of the directory), mode 0600.
+// rename, fsync of the directory), mode 0600, in the v2 format: a header
+// line, then one "KEY EXPIRY" line per entry (64 hex digits, unix
+// nanoseconds).
 func (c *ReplayCache) Save(path string) error {
 	c.mu.Lock()
 	live := make([]replayEntry, 0, len(c.seen))
-	for _, e := range c.fifo[c.head:] {
-		if c.seen[e.key] == e.at {
-			live = append(live, e)
-		}
+	for k, exp := range c.seen {
+		live = append(live, replayEntry{k, exp})
 	}
 	c.mu.Unlock()
+	slices.SortFunc(live, func(a, b replayEntry) int { return cmp.Compare(a.exp, b.exp) })
 
 	var buf bytes.Buffer
 	fmt.Fprintln(&buf, replayHeader)
 	for _, e := range live {
-		fmt.Fprintf(&buf, "%x %d\n", e.key, e.at)
+		fmt.Fprintf(&buf, "%x %d\n", e.key, e.exp)
 	}
 	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("save replay cache %s: %w", path, err)
@@ -125,9 +178,11 @@ func (c *ReplayCache) Save(path string) error {
 // a cache; the cache is then left empty (log a warning and carry on).
 var ErrCorruptReplayCache = errors.New("corrupt replay cache")
 
-// Load adds the entries saved at path that have not expired at now. A
-// missing file is not an error (first start). A corrupt file leaves the
-// cache empty and returns an error wrapping ErrCorruptReplayCache.
+// Load adds the entries saved at path that have not expired at now: a v2
+// file's with their expiry, a v1 file's (written by sesame before v2)
+// until their arrival + ttl, as v1 held them. A missing file is not an
+// error (first start). A corrupt file leaves the cache empty and returns
+// an error wrapping ErrCorruptReplayCache.
 func (c *ReplayCache) Load(path string, now time.Time) error {
 	b, err := readLimited(path, maxReplayFile)
 	if errors.Is(err, os.ErrNotExist) {
@@ -139,18 +194,15 @@ func (c *ReplayCache) Load(path string, now time.Time) error {
 	if len(b) > maxReplayFile {
 		return fmt.Errorf("load replay cache %s: %w: larger than %d bytes; starting empty", path, ErrCorruptReplayCache, maxReplayFile)
 	}
-	entries, err := parseReplayFile(string(b))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entries, err := parseReplayFile(string(b), int64(c.ttl))
 	if err != nil {
 		return fmt.Errorf("load replay cache %s: %w: %v; starting empty", path, ErrCorruptReplayCache, err)
 	}
-	slices.SortStableFunc(entries, func(a, b replayEntry) int { return cmpInt64(a.at, b.at) })
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	n := now.UnixNano()
 	for _, e := range entries {
-		if !c.expired(e.at, n) {
-			c.add(e.key, e.at, n)
-		}
+		c.add(e.key, e.exp, n)
 	}
 	return nil
 }
@@ -168,19 +220,16 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func parseReplayFile(s string) ([]replayEntry, error) {
+// parseReplayFile reads a v2 file, or a v1 file whose arrival times it
+// turns into expiries ttl later.
+func parseReplayFile(s string, ttl int64) ([]replayEntry, error) {
 	lines := strings.Split(s, "\n")
-	if lines[0] != replayHeader {
+	var hold int64
+	switch lines[0] {
+	case replayHeader:
+	case replayHeaderV1:
+		hold = ttl
+	default:
 		return nil, errors.New("line 1: missing header")
 	}
 	if lines[len(lines)-1] != "" {
@@ -189,12 +238,15 @@ func parseReplayFile(s string) ([]replayEntry, error) {
 	var out []replayEntry
 	for i, l := range lines[1 : len(lines)-1] {
 		var e replayEntry
-		k, at, ok := strings.Cut(l, " ")
+		k, t, ok := strings.Cut(l, " ")
 		ok = ok && len(k) == 2*len(e.key)
 		if ok {
 			_, herr := hex.Decode(e.key[:], []byte(k))
-			t, terr := strconv.ParseInt(at, 10, 64)
-			ok, e.at = herr == nil && terr == nil, t
+			ns, terr := strconv.ParseInt(t, 10, 64)
+			ok, e.exp = herr == nil && terr == nil, ns
+			if e.exp < math.MaxInt64-hold {
+				e.exp += hold
+			}
 		}
 		if !ok {
 			return nil, fmt.Errorf("line %d: want 64 hex digits, a space and unix nanoseconds", i+2)

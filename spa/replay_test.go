@@ -2,6 +2,7 @@ package spa
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,9 +59,103 @@ func TestReplayCacheBounded(t *testing.T) {
 	if c.Seen(rkey(9*capacity-1), now) || c.Seen(rkey(0), now) {
 		t.Error("oldest keys kept")
 	}
-	if len(c.fifo)-c.head != capacity || len(c.fifo) > 3*capacity {
-		t.Errorf("queue holds %d live of %d: not compacted", len(c.fifo)-c.head, len(c.fifo))
+	if len(c.byExp) != capacity {
+		t.Errorf("expiry heap holds %d entries for %d live", len(c.byExp), capacity)
 	}
+}
+
+// TestReplayCacheOwnExpiry: each entry expires at its own time, whatever
+// the order of arrival; a full cache drops the one that expires first; a
+// key added again keeps the later expiry.
+func TestReplayCacheOwnExpiry(t *testing.T) {
+	t.Parallel()
+	c := NewReplayCache(time.Minute, 3)
+	c.AddUntil(rkey(1), t0, t0.Add(500*time.Second))
+	c.AddUntil(rkey(2), t0, t0.Add(100*time.Second))
+	c.AddUntil(rkey(3), t0, t0.Add(300*time.Second))
+	c.AddUntil(rkey(1), t0, t0.Add(200*time.Second)) // earlier: keeps 500
+	if n := c.Added(); n != 3 {
+		t.Errorf("Added = %d, want 3 (the shorter re-add changes nothing)", n)
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, tt := range []struct {
+		key  int
+		at   int
+		want bool
+	}{{2, 99, true}, {2, 100, false}, {3, 299, true}, {1, 499, true}, {1, 500, false}} {
+		if got := c.Seen(rkey(tt.key), at(tt.at)); got != tt.want {
+			t.Errorf("Seen(%d) at +%ds = %v, want %v", tt.key, tt.at, got, tt.want)
+		}
+	}
+	// Full: adding a fourth drops key 2, the first to expire.
+	c.AddUntil(rkey(4), t0, at(50))
+	if c.Seen(rkey(2), t0) || !c.Seen(rkey(1), t0) || !c.Seen(rkey(3), t0) || !c.Seen(rkey(4), t0) {
+		t.Errorf("after the fourth: seen 1..4 = %v %v %v %v, want all but 2", c.Seen(rkey(1), t0), c.Seen(rkey(2), t0), c.Seen(rkey(3), t0), c.Seen(rkey(4), t0))
+	}
+	// Time passes: an add drops what expired.
+	c.AddUntil(rkey(5), at(400), at(600))
+	if c.Len() != 2 {
+		t.Errorf("Len = %d at +400s, want 2 (keys 1 and 5)", c.Len())
+	}
+}
+
+// TestReplayCacheV1File: a file written in v1 (arrival times) loads, each
+// entry held for ttl from its arrival, and is saved again as v2.
+func TestReplayCacheV1File(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "replay")
+	k1, k2 := rkey(1), rkey(2)
+	v1 := fmt.Sprintf("%s\n%x %d\n%x %d\n", replayHeaderV1, k1, t0.UnixNano(), k2, t0.Add(100*time.Second).UnixNano())
+	if err := os.WriteFile(path, []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := NewReplayCache(240*time.Second, 0)
+	now := t0.Add(250 * time.Second)
+	if err := c.Load(path, now); err != nil {
+		t.Fatal(err)
+	}
+	if c.Seen(k1, now) || !c.Seen(k2, now) || c.Seen(k2, t0.Add(340*time.Second)) {
+		t.Errorf("v1 entries: seen %v %v, want key 1 expired at +240s, key 2 held until +340s", c.Seen(k1, now), c.Seen(k2, now))
+	}
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if want := fmt.Sprintf("%s\n%x %d\n", replayHeader, k2, t0.Add(340*time.Second).UnixNano()); string(b) != want {
+		t.Errorf("saved:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// TestReplayClockAhead: a client whose clock runs 200 s fast, max age
+// 120 s. Its packet is refused as too new when it arrives (t0) and enters
+// the cache; replayed at t0+250 s, when the age check alone would accept
+// it (50 s old), it is refused as a replay, across a restart too; after
+// its window (t0+320 s) the age check refuses it.
+func TestReplayClockAhead(t *testing.T) {
+	t.Parallel()
+	k := testKeys(t, SHA256)
+	maxAge := 120 * time.Second
+	w := mustEncode(t, k, access22("198.51.100.7"), t0.Add(200*time.Second))
+	rc := NewReplayCache(2*maxAge, 0)
+	v := mustVerifier(t, k, maxAge, rc)
+	_, err := v.Verify(w, t0)
+	wantReason(t, err, ReasonTooNew)
+	_, err = v.Verify(w, t0.Add(250*time.Second))
+	wantReason(t, err, ReasonReplay)
+
+	path := filepath.Join(t.TempDir(), "replay")
+	if err := rc.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	rc2 := NewReplayCache(2*maxAge, 0)
+	if err := rc2.Load(path, t0.Add(250*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	v2 := mustVerifier(t, k, maxAge, rc2)
+	_, err = v2.Verify(w, t0.Add(319*time.Second))
+	wantReason(t, err, ReasonReplay)
+	_, err = v2.Verify(w, t0.Add(321*time.Second))
+	wantReason(t, err, ReasonTooOld)
 }
 
 func TestReplayCachePersist(t *testing.T) {
@@ -105,7 +200,7 @@ func TestReplayCachePersist(t *testing.T) {
 
 func TestReplayCacheCorrupt(t *testing.T) {
 	t.Parallel()
-	good := replayHeader + "\n" + strings.Repeat("ab", 32) + " 1800000000000000000\n"
+	good := replayHeaderV1 + "\n" + strings.Repeat("ab", 32) + " 1800000000000000000\n"
 	for _, tt := range []struct{ name, data string }{
 		{"empty", ""},
 		{"no header", strings.Repeat("ab", 32) + " 1\n"},
@@ -131,11 +226,13 @@ func TestReplayCacheCorrupt(t *testing.T) {
 			}
 		})
 	}
-	path := filepath.Join(t.TempDir(), "replay")
-	os.WriteFile(path, []byte(good), 0o600)
-	c := NewReplayCache(time.Hour, 0)
-	if err := c.Load(path, time.Unix(0, 1800000000000000000)); err != nil || c.Len() != 1 {
-		t.Errorf("good file: %v, len %d", err, c.Len())
+	for _, good := range []string{good, replayHeader + "\n" + strings.Repeat("ab", 32) + " 1800000000000000001\n"} {
+		path := filepath.Join(t.TempDir(), "replay")
+		os.WriteFile(path, []byte(good), 0o600)
+		c := NewReplayCache(time.Hour, 0)
+		if err := c.Load(path, time.Unix(0, 1800000000000000000)); err != nil || c.Len() != 1 {
+			t.Errorf("good file %q: %v, len %d", good[:28], err, c.Len())
+		}
 	}
 }
 

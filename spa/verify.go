@@ -60,7 +60,9 @@ func ReplayKey(wire []byte) [32]byte { return sha256.Sum256(wire) }
 // *Error saying why it was refused. Order: length and charset, HMAC
 // (constant time), replay, decryption, fields and inner digest, type, age.
 // A packet that decrypted with a valid digest enters the replay cache,
-// even if its type or age is then refused.
+// even if its type or age is then refused, until max(now, its timestamp)
+// + maxAge: a packet from a clock running ahead, refused as too new now,
+// cannot be replayed once its time comes.
 func (v *Verifier) Verify(wire []byte, now time.Time) (Message, error) {
 	if len(wire) < MinWireLen || len(wire) > MaxWireLen {
 		return Message{}, refuse(ReasonBadLength, "%d bytes; want %d-%d", len(wire), MinWireLen, MaxWireLen)
@@ -98,9 +100,20 @@ func (v *Verifier) Verify(wire []byte, now time.Time) (Message, error) {
 		return Message{}, err
 	}
 	if v.replay != nil {
-		v.replay.Add(rkey, now)
+		v.replay.AddUntil(rkey, now, replayUntil(now, p.ts, v.maxAge))
 	}
 	return v.accept(p, now)
+}
+
+// replayUntil is how long a packet stamped ts must stay in the replay
+// cache: as long as the age check could let it through, ts + maxAge, and
+// never less than maxAge from now (a packet whose clock runs behind).
+func replayUntil(now time.Time, ts int64, maxAge time.Duration) time.Time {
+	from := now
+	if ts > now.Unix() {
+		from = time.Unix(ts, 0)
+	}
+	return from.Add(maxAge)
 }
 
 // accept applies type and age policy to a decoded plaintext.
