@@ -228,21 +228,29 @@ func (sesameKind) Internal(p *proc) []time.Duration {
 }
 
 func (sesameKind) Drops(p *proc) (int64, int64, bool) {
-	var packets, drops int64
-	found := false
+	type sock struct{ iface, socket string }
+	last := map[sock][2]int64{}
 	for line := range strings.SplitSeq(p.out.String(), "\n") {
 		var e struct {
-			Msg     string `json:"msg"`
-			Packets int64  `json:"packets"`
-			Drops   int64  `json:"drops"`
+			Msg       string `json:"msg"`
+			Interface string `json:"interface"`
+			Socket    string `json:"socket"`
+			Packets   int64  `json:"packets"`
+			Drops     int64  `json:"drops"`
 		}
 		if json.Unmarshal([]byte(line), &e) != nil || e.Msg != "capture-stats" {
 			continue
 		}
-		// Each line is a running total; the daemon logs one at exit.
-		packets, drops, found = e.Packets, e.Drops, true
+		// Each line is a running total of one socket (knock or SPA, per
+		// interface); the daemon logs one per socket at exit.
+		last[sock{e.Interface, e.Socket}] = [2]int64{e.Packets, e.Drops}
 	}
-	return packets, drops, found
+	var packets, drops int64
+	for _, v := range last {
+		packets += v[0]
+		drops += v[1]
+	}
+	return packets, drops, len(last) > 0
 }
 
 func (sesameKind) Opens(p *proc) int {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gonum.org/v1/plot"
+
+	"github.com/sesame-knock/sesame/capture"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 )
@@ -119,13 +121,14 @@ iptables), in a table laid out like sesame's.
   excluded). The rest of the end-to-end figure is the kernel, the
   scheduler and the client's polling.
 
-sesame reads through a TPACKET_V2 receive ring (1 MiB, 8192 frames of 128
-bytes; `+"`capture/ring.go`"+`): no system call per packet, every ready frame
-read per wake-up and handed to the matcher goroutine in one batch.
+sesame reads through a TPACKET_V2 receive ring (%s; `+"`capture/ring.go`"+`):
+no system call per packet, every ready frame read per wake-up and handed
+to the matcher goroutine in one batch. SPA packets have a socket and a
+reader of their own.
 
 ## Results
 
-`, command, time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), command, o.Knocks, o.FloodFor, o.KnockFloodFor, o.BulkBytes>>20)
+`, command, time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), command, o.Knocks, o.FloodFor, o.KnockFloodFor, o.BulkBytes>>20, ringText())
 	b.WriteString(Table(rs))
 	fmt.Fprintf(&b, "\n![knock-to-grant latency CDF](%s)\n\n![legit success and daemon CPU under flood](%s)\n", LatencyPNG, FloodPNG)
 	if notes != "" {
@@ -217,4 +220,10 @@ func plotFlood(path string, rs []Result) error {
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// ringText describes the knock socket's receive ring.
+func ringText() string {
+	bytes, frame, frames := capture.KnockRing()
+	return fmt.Sprintf("%d MiB, %d frames of %d bytes", bytes>>20, frames, frame)
 }

@@ -250,3 +250,10 @@ func (c *Conn) fillFromRing(uintptr) bool {
 	}
 	return c.got > 0 || c.closed.Load()
 }
+
+// KnockRing describes the knock socket's default ring: its size in bytes,
+// the size of one frame and how many frames it holds.
+func KnockRing() (bytes, frame, frames int) {
+	blocks := DefaultRingBytes / ringBlock
+	return DefaultRingBytes, knockFrame, blocks * (ringBlock / knockFrame)
+}

@@ -138,7 +138,9 @@ door "ot" {
 		e.waitGrant(t, Client4, 22)
 		knock(t, e.Client, ServerClient4, fmt.Sprint(31000+i-1), fmt.Sprintf("%d:udp", 32000+i-1), fmt.Sprint(33000+i-1))
 		e.waitGrant(t, Client4, 2222)
-		e.Server.Exec(t, "nft", "flush", "set", "inet", "sesame", "grants4")
+		if err := FlushGrants(e.Server); err != nil {
+			t.Fatal(err)
+		}
 
 		// The healer re-binds s-x, reading the filters' policy, after
 		// the one-time door advanced in the live one.
