@@ -91,23 +91,23 @@ func touches(m netlink.Message, name string) bool {
 	// NFTA_SET_ELEM_LIST_TABLE, ...); an element list's set is attribute
 	// 2 (NFTA_SET_ELEM_LIST_SET).
 	table, set, ok := attrs12(m.Data[4:])
-	if !ok || table != name {
+	if !ok || string(table) != name { // compared without a copy
 		return false
 	}
-	return !elems || set == setGuarded
+	return !elems || string(set) == setGuarded
 }
 
-// attrs12 returns the string values of netlink attributes 1 and 2 in b.
-// ok is false when b is malformed.
-func attrs12(b []byte) (a1, a2 string, ok bool) {
+// attrs12 returns the string values of netlink attributes 1 and 2 in b,
+// without their NUL, as slices of b. ok is false when b is malformed.
+func attrs12(b []byte) (a1, a2 []byte, ok bool) {
 	for len(b) > 0 {
 		if len(b) < 4 {
-			return "", "", false
+			return nil, nil, false
 		}
 		n := int(binary.NativeEndian.Uint16(b))
 		typ := binary.NativeEndian.Uint16(b[2:]) & 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 		if n < 4 || n > len(b) {
-			return "", "", false
+			return nil, nil, false
 		}
 		v := b[4:n]
 		if len(v) > 0 && v[len(v)-1] == 0 {
@@ -115,9 +115,9 @@ func attrs12(b []byte) (a1, a2 string, ok bool) {
 		}
 		switch typ {
 		case 1:
-			a1 = string(v)
+			a1 = v
 		case 2:
-			a2 = string(v)
+			a2 = v
 		}
 		b = b[min((n+3)&^3, len(b)):]
 	}

@@ -72,6 +72,15 @@ func TestTouches(t *testing.T) {
 	}
 }
 
+// touches runs for every grant written (the monitor sees them all): it
+// must not allocate.
+func TestTouchesAllocs(t *testing.T) {
+	m := event(unix.NFT_MSG_NEWSETELEM, unix.NFPROTO_INET, "sesame", "open4_ssh")
+	if n := testing.AllocsPerRun(100, func() { touches(m, "sesame") }); n != 0 {
+		t.Errorf("touches allocates %v times per event", n)
+	}
+}
+
 // subscribe opens what Watch reads, for a test to see the kernel's own
 // messages.
 func subscribe(t *testing.T, ns *nstest.NS) *netlink.Conn {
