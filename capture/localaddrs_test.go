@@ -70,7 +70,7 @@ func TestNewLocalAddrsHasLoopback(t *testing.T) {
 	}
 }
 
-func TestLocalAddrsWatch(t *testing.T) {
+func TestLocalAddrsPoll(t *testing.T) {
 	t.Parallel()
 	var cur atomic.Pointer[[]net.Addr]
 	cur.Store(&[]net.Addr{&net.IPNet{IP: net.ParseIP("192.0.2.1")}})
@@ -80,21 +80,21 @@ func TestLocalAddrsWatch(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- l.Watch(ctx, time.Millisecond) }()
+	go func() { done <- l.Poll(ctx, time.Millisecond) }()
 
 	cur.Store(&[]net.Addr{&net.IPNet{IP: net.ParseIP("2001:db8::7")}})
 	want := netip.MustParseAddr("2001:db8::7")
 	for deadline := time.Now().Add(10 * time.Second); !l.Contains(want); {
 		if time.Now().After(deadline) {
-			t.Fatal("Watch did not pick up a new address within 10s")
+			t.Fatal("Poll did not pick up a new address within 10s")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	if l.Contains(netip.MustParseAddr("192.0.2.1")) {
-		t.Error("Watch kept a removed address")
+		t.Error("Poll kept a removed address")
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Errorf("Watch returned %v, want context.Canceled", err)
+		t.Errorf("Poll returned %v, want context.Canceled", err)
 	}
 }

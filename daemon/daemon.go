@@ -80,9 +80,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("read this host's addresses: %w", err)
 	}
-	bg.Go(func() { _ = local.Watch(ctx, time.Second) })
-
 	met := newMetrics(o.Version, o.Commit)
+	heal := newHealer(log, met)
+	bg.Go(func() { heal.watchLinks(ctx, local) })
+
 	if p.MetricsListen != "" {
 		if err := serveMetrics(ctx, &bg, log, p.MetricsListen, met); err != nil {
 			return err
@@ -91,6 +92,7 @@ func Run(ctx context.Context, o Options) error {
 	hits := make(chan *hitBatch, 64)
 	spas := newSPAState(log, met.reg)
 	caps := newCaptures(log, local, hits, met, spas)
+	caps.lost = heal.linksChanged
 	defer spas.saveNow() // the last save, once the SPA readers are gone
 	defer caps.closeAll()
 	defer func() { cancel(); bg.Wait() }()
@@ -125,7 +127,9 @@ func Run(ctx context.Context, o Options) error {
 	l.met = met
 	l.spa = spas
 	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p, notify: o.Notify}
-	bg.Go(func() { (&healer{log: log, mu: &r.mu, table: table, r: r, met: met}).run(ctx) })
+	heal.mu, heal.table, heal.r = &r.mu, table, r
+	bg.Go(func() { heal.watchTable(ctx, table.Watch) })
+	bg.Go(func() { heal.run(ctx) })
 	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
 	if o.Ready != nil {
 		o.Ready()
@@ -247,7 +251,8 @@ type captures struct {
 	local *capture.LocalAddrs
 	hits  chan<- *hitBatch
 	met   *metrics
-	spa   *spaState // verifies SPA packets in the SPA readers (spa.go)
+	spa   *spaState       // verifies SPA packets in the SPA readers (spa.go)
+	lost  chan<- struct{} // kicked (kick) when sockets were closed for the healer to reopen
 
 	// openConn and lookup are capture.Open/OpenSPA and
 	// net.InterfaceByName; tests replace them.
@@ -401,6 +406,9 @@ func (c *captures) restore(name string, f *iface, r *reader) {
 	}
 	c.log.Error("capture filter not restored, reopening", "interface", name, "err", err)
 	c.stopAll(name, f)
+	if c.lost != nil {
+		kick(c.lost)
+	}
 }
 
 // read forwards hits addressed to this host to the matcher, in batches,

@@ -7,13 +7,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sesame-knock/sesame/capture"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
 
-// healEvery is how often the healer compares the kernel's table with what
-// sesame installed and the interfaces with the capture sockets.
-const healEvery = 500 * time.Millisecond
+// The healer acts on events: the nftables monitor for the table, rtnetlink
+// link events for the capture sockets. The backstops catch what an event
+// source missed; a failed restore or reopen is retried after retryEvery.
+// Without an event source (its subscription failed), its side is polled
+// every pollEvery, as before events.
+const (
+	tableBackstop = 10 * time.Second
+	linkBackstop  = 30 * time.Second
+	retryEvery    = 500 * time.Millisecond
+	pollEvery     = 500 * time.Millisecond
+)
 
 // healer puts back what others change under the daemon: the table (an
 // admin's `nft flush ruleset`, a reload of nftables.service or firewalld)
@@ -23,35 +32,138 @@ const healEvery = 500 * time.Millisecond
 type healer struct {
 	log   *slog.Logger
 	mu    *sync.Mutex
-	table *nft.Table
+	table verifier
 	r     *reloader
 	met   *metrics
+	// tableChanged and linksChanged are kicked (kick) by the event
+	// watchers (watchTable, watchLinks) and by captures.restore.
+	tableChanged, linksChanged chan struct{}
 }
 
+// verifier is what the healer needs of the nftables table.
+type verifier interface {
+	Verify() (nft.Drift, error)
+	Ensure(p *policy.Policy) error
+}
+
+var _ verifier = (*nft.Table)(nil)
+
+// newHealer returns a healer whose event channels work: the watchers can
+// start before the table and the reloader exist (set them before run).
+func newHealer(log *slog.Logger, met *metrics) *healer {
+	return &healer{log: log, met: met, tableChanged: make(chan struct{}, 1), linksChanged: make(chan struct{}, 1)}
+}
+
+// kick wakes whoever waits on ch, without blocking: a kick already
+// pending stands for this one too.
+func kick(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// run heals the table after a table event, the capture sockets after a
+// link event, each on its backstop, and whatever failed after retryEvery,
+// until ctx ends.
 func (h *healer) run(ctx context.Context) {
-	t := time.NewTicker(healEvery)
+	tt := time.NewTicker(tableBackstop)
+	defer tt.Stop()
+	lt := time.NewTicker(linkBackstop)
+	defer lt.Stop()
+	var (
+		retry                    <-chan time.Time
+		tableFailed, linksFailed bool
+	)
+	for {
+		var table, links bool
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.tableChanged:
+			table = true
+		case <-tt.C:
+			table = true
+		case <-h.linksChanged:
+			links = true
+		case <-lt.C:
+			links = true
+		case <-retry:
+			table, links = tableFailed, linksFailed
+		}
+		h.mu.Lock()
+		if table {
+			tableFailed = !h.healTable()
+		}
+		if links {
+			linksFailed = !h.r.caps.rebind(ctx)
+		}
+		h.mu.Unlock()
+		retry = nil
+		if tableFailed || linksFailed {
+			retry = time.After(retryEvery)
+		}
+	}
+}
+
+// watchTable kicks the healer on every change to the table that the
+// nftables monitor reports, until ctx ends; without a monitor, every
+// pollEvery.
+func (h *healer) watchTable(ctx context.Context, w func(context.Context, func()) error) {
+	err := w(ctx, func() { kick(h.tableChanged) })
+	if ctx.Err() != nil {
+		return
+	}
+	h.log.Warn("nftables monitor unavailable: polling the table", "err", err, "every", pollEvery.String())
+	poll(ctx, pollEvery, h.tableChanged)
+}
+
+// watchLinks keeps local current from rtnetlink events and kicks the
+// healer on every link event, until ctx ends; without events, it polls
+// both every pollEvery.
+func (h *healer) watchLinks(ctx context.Context, local *capture.LocalAddrs) {
+	err := local.Watch(ctx, linkBackstop, func() { kick(h.linksChanged) })
+	if ctx.Err() != nil {
+		return
+	}
+	h.log.Warn("address and link events unavailable: polling them", "err", err, "every", pollEvery.String())
+	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			h.mu.Lock()
-			h.healTable()
-			h.r.caps.rebind(ctx)
-			h.mu.Unlock()
+			_ = local.Refresh()
+			kick(h.linksChanged)
 		}
 	}
 }
 
-func (h *healer) healTable() {
+// poll kicks ch every interval until ctx ends.
+func poll(ctx context.Context, interval time.Duration, ch chan<- struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			kick(ch)
+		}
+	}
+}
+
+// healTable restores the table if it changed under sesame. It reports
+// false if the check or the restore failed (the healer retries).
+func (h *healer) healTable() bool {
 	d, err := h.table.Verify()
 	if err != nil {
 		h.log.Error("table check failed", "table", h.r.cur.Table, "err", err)
-		return
+		return false
 	}
 	if d.What == "" {
-		return
+		return true
 	}
 	attrs := []any{"table", h.r.cur.Table, "what", d.What}
 	if d.GrantsLost {
@@ -60,22 +172,25 @@ func (h *healer) healTable() {
 	h.log.Warn("table changed under sesame, restoring it", attrs...)
 	if err := h.table.Ensure(h.r.cur); err != nil {
 		h.log.Error("table restore failed", "table", h.r.cur.Table, "err", explainNft(err), "note", "retrying")
-		return
+		return false
 	}
 	h.met.restores.Inc()
 	h.log.Info("table restored", "table", h.r.cur.Table)
+	return true
 }
 
 // rebind reopens capture on every interface whose index changed (deleted
 // and created again), or whose sockets are missing (a failed reopen or
 // filter restore), and closes it on interfaces that are gone, until they
-// come back. The caller holds the reload lock.
-func (c *captures) rebind(ctx context.Context) {
+// come back. The caller holds the reload lock. It reports false if a
+// reopen failed (the healer retries).
+func (c *captures) rebind(ctx context.Context) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pol == nil {
-		return
+		return true
 	}
+	ok := true
 	withSPA := len(c.pol.SPAPorts()) > 0
 	for name, f := range c.ifaces {
 		ifi, err := c.lookup(name)
@@ -104,12 +219,14 @@ func (c *captures) rebind(ctx context.Context) {
 				c.log.Error("capture reopen failed", "interface", name, "err", err, "note", "retrying")
 			}
 			f.failed = true
+			ok = false
 			continue
 		}
 		c.ifaces[name] = nf
 		_ = c.local.Refresh() // its addresses came back with it
 		c.log.Warn("capture re-bound", "interface", name, "index", nf.index)
 	}
+	return ok
 }
 
 // open opens capture on one interface with pol's filters and starts its

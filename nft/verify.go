@@ -43,7 +43,7 @@ func (t *Table) record(c *nftables.Conn, guarded int, m model) error {
 // Verify compares the table in the kernel with what the last Ensure
 // installed and returns the first difference it finds (a zero Drift when
 // there is none, or when Ensure has not run). It costs a few netlink dumps
-// of sesame's own table, so a daemon can call it twice a second. It holds
+// of sesame's own table; a daemon calls it when Watch reports a change. It holds
 // the table's lock only to read what Ensure installed, not during the
 // dumps, so it never delays an Apply (which only changes the grant sets'
 // elements, which Verify does not read); a Verify that races an Ensure may
