@@ -54,7 +54,7 @@ type hitLogKey struct {
 func spoofable(d *knock.Decision) bool {
 	switch d.Kind {
 	case knock.Open, knock.Close:
-		return d.Door.TOTP == nil && d.Door.OneTimeFile == "" && d.Door.SPA == nil
+		return d.Door.Static()
 	}
 	return true
 }

@@ -33,7 +33,7 @@ type metrics struct {
 	opens       prometheus.Counter
 	closes      prometheus.Counter
 	timeouts    prometheus.Counter
-	resets      [3]prometheus.Counter // by knock.Reason
+	resets      [knock.NumReasons]prometheus.Counter // by knock.Reason
 	grantErrors prometheus.Counter
 	netlink     prometheus.Histogram
 	restores    prometheus.Counter
@@ -64,12 +64,15 @@ func newMetrics(version, commit string) *metrics {
 	m.closes = f("closes_total", "Completed close sequences (early revokes).")
 	m.timeouts = f("timeouts_total", "Sequences dropped because seq_timeout passed.")
 	resets := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "resets_total",
-		Help: "Sequences reset by an out-of-order packet, by reason."}, []string{"reason"})
+		Help: "Sequences reset, by reason: wrong-port, other-port (out-of-order packets), replayed (a TOTP sequence used before), other."}, []string{"reason"})
 	m.reg.MustRegister(resets)
-	for _, r := range []knock.Reason{knock.WrongPort, knock.OtherPort} {
-		m.resets[r] = resets.WithLabelValues(r.String())
+	for r := range knock.Reason(knock.NumReasons) {
+		label := r.String()
+		if r == knock.NoReason {
+			label = "other"
+		}
+		m.resets[r] = resets.WithLabelValues(label)
 	}
-	m.resets[knock.NoReason] = resets.WithLabelValues("other")
 	m.grantErrors = f("grant_errors_total", "Grants and revokes that did not land (a full door, nftables refusing them after a retry).")
 	m.restores = f("table_restores_total", "Times the table was found changed under sesame and put back.")
 	m.netlink = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sesame", Name: "netlink_apply_seconds",
@@ -102,7 +105,7 @@ func (m *metrics) decision(d *knock.Decision) {
 		m.timeouts.Inc()
 	case knock.Reset:
 		r := d.Reason
-		if int(r) >= len(m.resets) {
+		if int(r) >= len(m.resets) { // not a knock.Reason
 			r = knock.NoReason
 		}
 		m.resets[r].Inc()
