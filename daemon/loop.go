@@ -177,8 +177,15 @@ func (l *loop) decide(ds []knock.Decision) {
 // knocker's connection is established), else for open_for.
 func knockGrant(d *knock.Decision) nft.Grant {
 	g := nft.Grant{Src: d.Src, Door: d.Door.Name, Kind: nft.Open, Ports: d.Door.Open, TTL: d.Door.OpenFor}
-	if d.Door.Confirm && d.Door.Static() {
-		g.Kind, g.TTL = nft.Pending, d.Door.ConfirmWithin
+	switch d.Door.Kind() {
+	case policy.KindStatic:
+		if d.Door.Confirm {
+			g.Kind, g.TTL = nft.Pending, d.Door.ConfirmWithin
+		}
+	case policy.KindOneTime, policy.KindTOTP, policy.KindSPA:
+		// The knocker proved a secret: nobody can have spoofed it.
+	default:
+		panic("daemon: no grant for door kind " + d.Door.Kind().String())
 	}
 	return g
 }

@@ -89,7 +89,7 @@ func (s *spaState) update(p *policy.Policy) error {
 	doors := map[uint16]*spaDoor{}
 	var maxAge time.Duration
 	for i := range p.Doors {
-		if d := &p.Doors[i]; d.SPA != nil {
+		if d := &p.Doors[i]; d.Kind() == policy.KindSPA {
 			maxAge = max(maxAge, d.SPA.MaxAge)
 		}
 	}
@@ -125,7 +125,7 @@ func (s *spaState) update(p *policy.Policy) error {
 	}
 	for i := range p.Doors {
 		d := &p.Doors[i]
-		if d.SPA == nil {
+		if d.Kind() != policy.KindSPA {
 			continue
 		}
 		sd := &spaDoor{door: d}

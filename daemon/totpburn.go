@@ -12,6 +12,7 @@ import (
 
 	"github.com/sesame-knock/sesame/internal/atomicfile"
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/policy"
 )
 
 // burnFile, in the policy's state_dir, keeps the TOTP sequences that
@@ -27,7 +28,7 @@ const (
 // hasTOTP reports whether the policy in force has a TOTP door.
 func (l *loop) hasTOTP() bool {
 	for i := range l.p.Doors {
-		if l.p.Doors[i].TOTP != nil {
+		if l.p.Doors[i].Kind() == policy.KindTOTP {
 			return true
 		}
 	}
