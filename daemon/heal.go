@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
@@ -47,7 +48,7 @@ func (h *healer) run(ctx context.Context) {
 func (h *healer) healTable() {
 	d, err := h.table.Verify()
 	if err != nil {
-		h.log.Error("table check failed", "table", h.r.cur.Table, "err", err)
+		h.log.Error(logevent.TableCheckFailed, "table", h.r.cur.Table, "err", err)
 		return
 	}
 	if d.What == "" {
@@ -57,13 +58,13 @@ func (h *healer) healTable() {
 	if d.GrantsLost {
 		attrs = append(attrs, "grants", "lost with the table: clients must knock again")
 	}
-	h.log.Warn("table changed under sesame, restoring it", attrs...)
+	h.log.Warn(logevent.TableChanged, attrs...)
 	if err := h.table.Ensure(h.r.cur); err != nil {
-		h.log.Error("table restore failed", "table", h.r.cur.Table, "err", explainNft(err), "note", "retrying")
+		h.log.Error(logevent.TableRestoreFailed, "table", h.r.cur.Table, "err", explainNft(err), "note", "retrying")
 		return
 	}
 	h.met.restores.Inc()
-	h.log.Info("table restored", "table", h.r.cur.Table)
+	h.log.Info(logevent.TableRestored, "table", h.r.cur.Table)
 }
 
 // rebind reopens capture on every interface whose index changed (deleted
@@ -81,7 +82,7 @@ func (c *captures) rebind(ctx context.Context) {
 		ifi, err := c.lookup(name)
 		if err != nil {
 			if f.knock != nil {
-				c.log.Warn("interface gone, waiting for it to come back", "interface", name)
+				c.log.Warn(logevent.InterfaceGone, "interface", name)
 				c.stopAll(name, f)
 			}
 			continue
@@ -90,9 +91,9 @@ func (c *captures) rebind(ctx context.Context) {
 			if down := ifi.Flags&net.FlagUp == 0; down != f.down {
 				f.down = down
 				if down {
-					c.log.Warn("interface down, capture waits for it", "interface", name)
+					c.log.Warn(logevent.InterfaceDown, "interface", name)
 				} else {
-					c.log.Info("interface up, capture resumed", "interface", name)
+					c.log.Info(logevent.InterfaceUp, "interface", name)
 				}
 			}
 			continue
@@ -101,14 +102,14 @@ func (c *captures) rebind(ctx context.Context) {
 		nf, err := c.open(ctx, name, c.pol)
 		if err != nil {
 			if !f.failed {
-				c.log.Error("capture reopen failed", "interface", name, "err", err, "note", "retrying")
+				c.log.Error(logevent.CaptureReopenFailed, "interface", name, "err", err, "note", "retrying")
 			}
 			f.failed = true
 			continue
 		}
 		c.ifaces[name] = nf
 		_ = c.local.Refresh() // its addresses came back with it
-		c.log.Warn("capture re-bound", "interface", name, "index", nf.index)
+		c.log.Warn(logevent.CaptureRebound, "interface", name, "index", nf.index)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
@@ -236,7 +237,7 @@ func (l *loop) retry(err error) error {
 	if len(gs)+len(rs) == 0 {
 		return err
 	}
-	l.log.Warn("nftables update failed, retrying", "err", err, "grants", len(gs), "revokes", len(rs))
+	l.log.Warn(logevent.ApplyRetry, "err", err, "grants", len(gs), "revokes", len(rs))
 	again := l.table.Apply(gs, rs)
 	res := &nft.ApplyError{Grants: make([]error, len(l.grants)), Revokes: make([]error, len(l.revokes))}
 	for i := range l.grants {
@@ -299,7 +300,7 @@ func (l *loop) logDecision(d *knock.Decision) {
 	if spoof {
 		attrs = append(attrs, slog.Bool("spoofable", true))
 	}
-	l.log.LogAttrs(ctx, level, d.Kind.String(), attrs...)
+	l.log.LogAttrs(ctx, level, decisionEvent(d.Kind), attrs...)
 }
 
 func itoa(n int) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 )
 
@@ -164,7 +165,7 @@ func serveMetrics(ctx context.Context, bg *sync.WaitGroup, log *slog.Logger, ap 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	bg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", "listen", ap, "err", err)
+			log.Error(logevent.MetricsFailed, "listen", ap, "err", err)
 		}
 	})
 	bg.Go(func() {
@@ -173,6 +174,6 @@ func serveMetrics(ctx context.Context, bg *sync.WaitGroup, log *slog.Logger, ap 
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	})
-	log.Info("metrics", "listen", "http://"+ap+"/metrics")
+	log.Info(logevent.Metrics, "listen", "http://"+ap+"/metrics")
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sesame-knock/sesame/internal/atomicfile"
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -48,11 +49,11 @@ func (l *loop) loadBurns() {
 		return
 	}
 	if err != nil {
-		l.log.Warn("totp burns not restored", "file", path, "err", err, "note", "sequences used before the restart may be accepted again within their window")
+		l.log.Warn(logevent.TOTPBurnsUnreadable, "file", path, "err", err, "note", "sequences used before the restart may be accepted again within their window")
 		return
 	}
 	l.tm.Restore(bs)
-	l.log.Debug("totp burns restored", "file", path, "burns", len(bs))
+	l.log.Debug(logevent.TOTPBurnsRestored, "file", path, "burns", len(bs))
 }
 
 // saveBurns writes the matcher's burns; the loop calls it before the grant
@@ -71,7 +72,7 @@ func (l *loop) saveBurns() {
 		err = atomicfile.WriteFile(path, b.Bytes(), 0o600)
 	}
 	if err != nil {
-		l.log.Error("totp burns not saved", "file", path, "err", err, "note", "a restart would forget them")
+		l.log.Error(logevent.TOTPBurnsNotSaved, "file", path, "err", err, "note", "a restart would forget them")
 	}
 }
 
