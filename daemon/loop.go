@@ -258,7 +258,7 @@ func (l *loop) retry(err error) error {
 	return res
 }
 
-// logDecision writes one line per event, as DESIGN.md's "Logs" section
+// logDecision writes one line per event, as docs/design.md's "Logs" section
 // says. Progress (stage, timeout) is debug: a spoofed flood makes one per
 // packet. Outcomes (open, close) and resets are info; every line has src.
 // Lines whose src proved nothing are rate-limited and say spoofable=true
