@@ -1,17 +1,17 @@
 package policy
 
-// A one-time door (KindOneTime) is knockd's One_Time_Sequences: its
-// one_time_sequences file holds one sequence per line, each usable once, in
-// order (package onetime). Door.Sequence is the next unused one; the daemon
-// records each used line in the door's state file before its grant
-// (daemon/onetime.go) and moves the door to the next.
-
 import (
 	"fmt"
 	"strings"
 
 	"github.com/sesame-knock/sesame/onetime"
 )
+
+// A one-time door (KindOneTime) is knockd's One_Time_Sequences: its
+// one_time_sequences file holds one sequence per line, each usable once, in
+// order (package onetime). Door.Sequence is the next unused one; the daemon
+// records each used line in the door's state file before its grant
+// (daemon/onetime.go) and moves the door to the next.
 
 // oneTime reads a door's one_time_sequences file.
 func (v *validator) oneTime(rd *rawDoor, d *Door) {
