@@ -81,9 +81,9 @@ func newMetrics(version, commit string) *metrics {
 		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14)})
 	m.reg.MustRegister(m.netlink)
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "sesame", Name: "tracked_sources",
-		Help: "(sequence, source) entries the matcher holds."}, func() float64 { return float64(m.tracked.Load()) }))
+		Help: "(sequence, source) entries the knock matchers hold (sequence and TOTP)."}, func() float64 { return float64(m.tracked.Load()) }))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sesame", Name: "evictions_total",
-		Help: "Entries dropped to make room when the matcher was full."}, func() float64 { return float64(m.evicted.Load()) }))
+		Help: "Entries dropped to make room when a knock matcher was full."}, func() float64 { return float64(m.evicted.Load()) }))
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sesame", Name: "build_info",
 		Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"})
 	bi.WithLabelValues(version, commit, runtime.Version()).Set(1)
