@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/internal/syncbuf"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // proc is a daemon process started with `ip netns exec`, which execs the
@@ -192,7 +193,7 @@ door "bench" {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"ready"`) }); err != nil {
+	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.Ready+`"`) }); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -220,7 +221,7 @@ func (sesameKind) Internal(p *proc) []time.Duration {
 			Msg string `json:"msg"`
 			US  int64  `json:"us"`
 		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "grant-applied" {
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == logevent.GrantApplied {
 			ds = append(ds, time.Duration(e.US)*time.Microsecond)
 		}
 	}
@@ -238,7 +239,7 @@ func (sesameKind) Drops(p *proc) (int64, int64, bool) {
 			Packets   int64  `json:"packets"`
 			Drops     int64  `json:"drops"`
 		}
-		if json.Unmarshal([]byte(line), &e) != nil || e.Msg != "capture-stats" {
+		if json.Unmarshal([]byte(line), &e) != nil || e.Msg != logevent.CaptureStats {
 			continue
 		}
 		// Each line is a running total of one socket (knock or SPA, per
@@ -260,7 +261,7 @@ func (sesameKind) Opens(p *proc) int {
 			Msg string `json:"msg"`
 			Src string `json:"src"`
 		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "open" && legit(e.Src) {
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == logevent.Open && legit(e.Src) {
 			n++
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/internal/spoof"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // KnockFloodRun is issue 11's flood: spoofed sources that complete the
@@ -109,7 +110,7 @@ door "admin" {
 		return nil, err
 	}
 	defer p.stop()
-	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"ready"`) }); err != nil {
+	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.Ready+`"`) }); err != nil {
 		return nil, err
 	}
 	var sender *spoof.Sender
@@ -202,7 +203,7 @@ door "admin" {
 			Msg string `json:"msg"`
 			Src string `json:"src"`
 		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "open" && strings.HasPrefix(e.Src, "198.1") {
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == logevent.Open && strings.HasPrefix(e.Src, "198.1") {
 			kr.SpoofOpens++
 		}
 	}

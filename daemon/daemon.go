@@ -25,6 +25,7 @@ import (
 
 	"github.com/sesame-knock/sesame/capture"
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
@@ -130,14 +131,14 @@ func Run(ctx context.Context, o Options) error {
 	heal.mu, heal.table, heal.r = &r.mu, table, r
 	bg.Go(func() { heal.watchTable(ctx, table.Watch) })
 	bg.Go(func() { heal.run(ctx) })
-	log.Info("ready", "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
+	log.Info(logevent.Ready, "table", p.Table, "interfaces", ifaces, "doors", len(p.Doors), "closed", p.Closed.String())
 	if o.Ready != nil {
 		o.Ready()
 	}
 	r.notifyf(notifyReady)
 	l.run(ctx, hits, hup, tick.C, func() *policy.Policy { return r.reload(ctx) })
 	r.notifyf(notifyStopping)
-	log.Info("stopping", "table", p.Table, "note", "the table and live grants stay; grants expire in the kernel")
+	log.Info(logevent.Stopping, "table", p.Table, "note", "the table and live grants stay; grants expire in the kernel")
 	return nil
 }
 
@@ -148,7 +149,7 @@ func load(log *slog.Logger, path string) (*policy.Policy, error) {
 		return nil, &ConfigError{Diags: diags}
 	}
 	for _, w := range diags.Warnings() {
-		log.Warn("config warning", "detail", w.Error())
+		log.Warn(logevent.ConfigWarning, "detail", w.Error())
 	}
 	return p, nil
 }
@@ -214,14 +215,14 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 	defer r.notifyf(notifyReady)
 	p, err := load(r.log, r.path)
 	if err != nil {
-		r.log.Error("reload-failed", "file", r.path, "err", err, "note", "still serving the previous policy")
+		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", err, "note", "still serving the previous policy")
 		return nil
 	}
 	if p.MetricsListen != r.cur.MetricsListen {
-		r.log.Warn("metrics_listen changed: that takes a restart", "file", r.path, "serving", r.cur.MetricsListen)
+		r.log.Warn(logevent.NeedsRestart, "file", r.path, "setting", "metrics_listen", "serving", r.cur.MetricsListen, "note", "metrics_listen changed: that takes a restart")
 	}
 	if p.Table != r.cur.Table {
-		r.log.Error("reload-failed", "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")
+		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")
 		return nil
 	}
 	ifaces, err := interfaces(p)
@@ -232,15 +233,15 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 		err = r.caps.sync(ctx, ifaces, p)
 	}
 	if err != nil {
-		r.log.Error("reload-failed", "file", r.path, "err", explainNft(err), "note", "still serving the previous policy")
+		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", explainNft(err), "note", "still serving the previous policy")
 		// Put back what a partial reload may have changed.
 		if err := r.table.Ensure(r.cur); err != nil {
-			r.log.Error("restore-failed", "err", err)
+			r.log.Error(logevent.RestoreFailed, "err", err)
 		}
 		return nil
 	}
 	r.cur = p
-	r.log.Info("reloaded", "file", r.path, "interfaces", ifaces, "doors", len(p.Doors))
+	r.log.Info(logevent.Reloaded, "file", r.path, "interfaces", ifaces, "doors", len(p.Doors))
 	return p
 }
 
@@ -404,7 +405,7 @@ func (c *captures) restore(name string, f *iface, r *reader) {
 	if err == nil {
 		return
 	}
-	c.log.Error("capture filter not restored, reopening", "interface", name, "err", err)
+	c.log.Error(logevent.CaptureFilterLost, "interface", name, "err", err)
 	c.stopAll(name, f)
 	if c.lost != nil {
 		kick(c.lost)
@@ -465,7 +466,7 @@ func (c *captures) readFailed(ctx context.Context, name string, err error) bool 
 	case errors.Is(err, unix.ENETDOWN):
 		return false // the healer logs down and up; the socket hears again once up
 	}
-	c.log.Error("capture read failed", "interface", name, "err", err)
+	c.log.Error(logevent.CaptureReadFailed, "interface", name, "err", err)
 	select {
 	case <-ctx.Done():
 		return true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/capture"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
@@ -114,7 +115,7 @@ func (h *healer) watchTable(ctx context.Context, w func(context.Context, func())
 	if ctx.Err() != nil {
 		return
 	}
-	h.log.Warn("nftables monitor unavailable: polling the table", "err", err, "every", pollEvery.String())
+	h.log.Warn(logevent.TablePolling, "err", err, "every", pollEvery.String())
 	poll(ctx, pollEvery, h.tableChanged)
 }
 
@@ -126,7 +127,7 @@ func (h *healer) watchLinks(ctx context.Context, local *capture.LocalAddrs) {
 	if ctx.Err() != nil {
 		return
 	}
-	h.log.Warn("address and link events unavailable: polling them", "err", err, "every", pollEvery.String())
+	h.log.Warn(logevent.LinkPolling, "err", err, "every", pollEvery.String())
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
@@ -159,7 +160,7 @@ func poll(ctx context.Context, interval time.Duration, ch chan<- struct{}) {
 func (h *healer) healTable() bool {
 	d, err := h.table.Verify()
 	if err != nil {
-		h.log.Error("table check failed", "table", h.r.cur.Table, "err", err)
+		h.log.Error(logevent.TableCheckFailed, "table", h.r.cur.Table, "err", err)
 		return false
 	}
 	if d.What == "" {
@@ -169,13 +170,13 @@ func (h *healer) healTable() bool {
 	if d.GrantsLost {
 		attrs = append(attrs, "grants", "lost with the table: clients must knock again")
 	}
-	h.log.Warn("table changed under sesame, restoring it", attrs...)
+	h.log.Warn(logevent.TableChanged, attrs...)
 	if err := h.table.Ensure(h.r.cur); err != nil {
-		h.log.Error("table restore failed", "table", h.r.cur.Table, "err", explainNft(err), "note", "retrying")
+		h.log.Error(logevent.TableRestoreFailed, "table", h.r.cur.Table, "err", explainNft(err), "note", "retrying")
 		return false
 	}
 	h.met.restores.Inc()
-	h.log.Info("table restored", "table", h.r.cur.Table)
+	h.log.Info(logevent.TableRestored, "table", h.r.cur.Table)
 	return true
 }
 
@@ -196,7 +197,7 @@ func (c *captures) rebind(ctx context.Context) bool {
 		ifi, err := c.lookup(name)
 		if err != nil {
 			if f.knock != nil {
-				c.log.Warn("interface gone, waiting for it to come back", "interface", name)
+				c.log.Warn(logevent.InterfaceGone, "interface", name)
 				c.stopAll(name, f)
 			}
 			continue
@@ -205,9 +206,9 @@ func (c *captures) rebind(ctx context.Context) bool {
 			if down := ifi.Flags&net.FlagUp == 0; down != f.down {
 				f.down = down
 				if down {
-					c.log.Warn("interface down, capture waits for it", "interface", name)
+					c.log.Warn(logevent.InterfaceDown, "interface", name)
 				} else {
-					c.log.Info("interface up, capture resumed", "interface", name)
+					c.log.Info(logevent.InterfaceUp, "interface", name)
 				}
 			}
 			continue
@@ -216,7 +217,7 @@ func (c *captures) rebind(ctx context.Context) bool {
 		nf, err := c.open(ctx, name, c.pol)
 		if err != nil {
 			if !f.failed {
-				c.log.Error("capture reopen failed", "interface", name, "err", err, "note", "retrying")
+				c.log.Error(logevent.CaptureReopenFailed, "interface", name, "err", err, "note", "retrying")
 			}
 			f.failed = true
 			ok = false
@@ -224,7 +225,7 @@ func (c *captures) rebind(ctx context.Context) bool {
 		}
 		c.ifaces[name] = nf
 		_ = c.local.Refresh() // its addresses came back with it
-		c.log.Warn("capture re-bound", "interface", name, "index", nf.index)
+		c.log.Warn(logevent.CaptureRebound, "interface", name, "index", nf.index)
 	}
 	return ok
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -73,7 +74,7 @@ func (h *hookRunner) Submit(j HookJob) {
 	select {
 	case h.jobs <- j:
 	default:
-		h.log.Warn("hook dropped", "event", j.Event, "door", j.Door, "src", j.Src, "reason", "queue full")
+		h.log.Warn(logevent.HookDropped, "event", j.Event, "door", j.Door, "src", j.Src, "reason", "queue full")
 	}
 }
 
@@ -102,13 +103,13 @@ func (h *hookRunner) run(ctx context.Context, j HookJob) {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		h.log.Info("hook", attrs...)
+		h.log.Info(logevent.Hook, attrs...)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		h.log.Warn("hook timed out", append(attrs, "timeout", j.Timeout.String())...)
+		h.log.Warn(logevent.HookTimeout, append(attrs, "timeout", j.Timeout.String())...)
 	case errors.As(err, &ee):
-		h.log.Warn("hook failed", append(attrs, "exit", ee.ExitCode())...)
+		h.log.Warn(logevent.HookFailed, append(attrs, "exit", ee.ExitCode())...)
 	default:
-		h.log.Warn("hook failed", append(attrs, "err", err.Error())...)
+		h.log.Warn(logevent.HookFailed, append(attrs, "err", err.Error())...)
 	}
 }
 
@@ -180,6 +181,6 @@ func (l *loop) runHook(j *HookJob, applied bool) {
 	case applied:
 		l.hooks.Submit(*j)
 	default:
-		l.log.Warn("hook skipped", "event", j.Event, "door", j.Door, "src", j.Src, "reason", "the nftables update failed")
+		l.log.Warn(logevent.HookSkipped, "event", j.Event, "door", j.Door, "src", j.Src, "reason", "the nftables update failed")
 	}
 }

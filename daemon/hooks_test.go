@@ -85,7 +85,7 @@ func TestLoopHooksSkippedWhenApplyFails(t *testing.T) {
 	if len(fh.jobs) != 0 {
 		t.Errorf("hook submitted for a failed grant: %+v", fh.jobs)
 	}
-	if !strings.Contains(buf.String(), "msg=\"hook skipped\" event=open door=ssh src=198.51.100.2") {
+	if !strings.Contains(buf.String(), "msg=hook-skipped event=open door=ssh src=198.51.100.2") {
 		t.Errorf("no hook skipped line in:\n%s", buf.String())
 	}
 }
@@ -125,11 +125,11 @@ func TestHookRunner(t *testing.T) {
 	defer func() { cancel(); h.Wait() }()
 
 	h.Submit(HookJob{Event: "open", Door: "ok", Src: "192.0.2.2", Argv: []string{"/bin/sh", "-c", "echo hello $SESAME_IP; exit 3"}, Timeout: 5 * time.Second})
-	waitLog(t, buf, `msg="hook failed" event=open door=ok src=192.0.2.2 argv0=/bin/sh`)
+	waitLog(t, buf, `msg=hook-failed event=open door=ok src=192.0.2.2 argv0=/bin/sh`)
 	waitLog(t, buf, `output="hello 192.0.2.2" exit=3`)
 
 	h.Submit(HookJob{Event: "open", Door: "hang", Src: "192.0.2.3", Argv: []string{"/bin/sh", "-c", "sleep 60 & sleep 60"}, Timeout: 200 * time.Millisecond})
-	waitLog(t, buf, `msg="hook timed out" event=open door=hang`)
+	waitLog(t, buf, `msg=hook-timeout event=open door=hang`)
 
 	// Stick every worker, fill the queue, then submit more: each Submit
 	// must return at once.
@@ -140,5 +140,5 @@ func TestHookRunner(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Submit blocked for %v", d)
 	}
-	waitLog(t, buf, `msg="hook dropped" event=open door=stuck src=192.0.2.4 reason="queue full"`)
+	waitLog(t, buf, `msg=hook-dropped event=open door=stuck src=192.0.2.4 reason="queue full"`)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // Lines that any packet can make the loop write are rate-limited, so that a
@@ -54,7 +55,7 @@ type hitLogKey struct {
 func spoofable(d *knock.Decision) bool {
 	switch d.Kind {
 	case knock.Open, knock.Close:
-		return d.Door.TOTP == nil && d.Door.OneTimeFile == "" && d.Door.SPA == nil
+		return d.Door.Static()
 	}
 	return true
 }
@@ -118,7 +119,7 @@ func (h *hitLog) summarize(log *slog.Logger, now time.Time, force bool) {
 			attrs = append(attrs, slog.Attr{Key: knock.Reset.String(), Value: slog.GroupValue(resets...)})
 		}
 		attrs = append(attrs, slog.String("every", summaryEvery.String()))
-		log.LogAttrs(context.Background(), slog.LevelInfo, "log-summary", attrs...)
+		log.LogAttrs(context.Background(), slog.LevelInfo, logevent.LogSummary, attrs...)
 	}
 	clear(h.counts)
 	h.since = now

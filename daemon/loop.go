@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
@@ -29,11 +30,15 @@ const maxBatch = 256
 type loop struct {
 	log   *slog.Logger
 	table Granter
-	m     *knock.Matcher
-	tm    *knock.TOTPMatcher // TOTP doors (totp.go)
-	p     *policy.Policy     // the policy in force; one-time doors advance in it
-	now   func() time.Time
-	used  []*policy.Door // one-time doors whose sequence was used in this batch
+	// ms are the knock matchers, one per kind of knocked door
+	// (knock.Matchers): every hit, tick and reload goes to each of them.
+	// SPA doors are opened by spa requests instead (spagrant.go).
+	ms   []knock.DoorMatcher
+	m    *knock.Matcher     // ms[knock.SequenceMatcher]: one-time doors advance in it
+	tm   *knock.TOTPMatcher // ms[knock.TOTPMatchers]: TOTP burns (totpburn.go)
+	p    *policy.Policy     // the policy in force; one-time doors advance in it
+	now  func() time.Time
+	used []*policy.Door // one-time doors whose sequence was used in this batch
 	// burnsDirty: a TOTP sequence was burned in this batch (totpburn.go)
 	burnsDirty bool
 	met        *metrics // nil: not counted
@@ -54,11 +59,13 @@ type loop struct {
 }
 
 func newLoop(log *slog.Logger, table Granter, p *policy.Policy, cfg knock.Config) *loop {
+	ms := knock.Matchers(p, cfg)
 	return &loop{
 		log:   log,
 		table: table,
-		m:     knock.New(p, cfg),
-		tm:    knock.NewTOTP(p, cfg),
+		ms:    ms,
+		m:     ms[knock.SequenceMatcher].(*knock.Matcher),
+		tm:    ms[knock.TOTPMatchers].(*knock.TOTPMatcher),
 		p:     p,
 		now:   time.Now,
 	}
@@ -89,16 +96,12 @@ func (l *loop) run(ctx context.Context, hits <-chan *hitBatch, hup <-chan os.Sig
 			l.spaGrant(r)
 			l.flush()
 		case <-tick:
-			now := l.now()
-			l.decide(l.m.Expire(now))
-			l.decide(l.tm.Expire(now))
-			l.flush()
-			l.met.snapshot(l.m.Stats())
-			l.hitLog.summarize(l.log, now, false)
+			l.tick(l.now())
 		case <-hup:
 			if p := reload(); p != nil {
-				l.m.Update(p)
-				l.tm.Update(p)
+				for _, m := range l.ms {
+					m.Update(p)
+				}
 				l.p = p
 			}
 		}
@@ -108,9 +111,24 @@ func (l *loop) run(ctx context.Context, hits <-chan *hitBatch, hup <-chan os.Sig
 func (l *loop) observe(h knock.Hit) {
 	l.hitAt = h.At
 	now := l.now()
-	l.decide(l.m.Observe(h, now))
-	l.decide(l.tm.Observe(h, now))
+	for _, m := range l.ms {
+		l.decide(m.Observe(h, now))
+	}
 	l.advanceOneTime()
+}
+
+// tick expires stale progress in every matcher, applies what that calls
+// for, copies the matchers' counters to the metrics and writes the
+// summary of rate-limited log lines when one is due.
+func (l *loop) tick(now time.Time) {
+	var st knock.Stats
+	for _, m := range l.ms {
+		l.decide(m.Expire(now))
+		st = st.Add(m.Stats())
+	}
+	l.flush()
+	l.met.snapshot(st)
+	l.hitLog.summarize(l.log, now, false)
 }
 
 // decide logs each decision and queues the grants and revokes it calls for.
@@ -127,7 +145,8 @@ func (l *loop) decide(ds []knock.Decision) {
 		switch d.Kind {
 		case knock.Open:
 			q := queued{d: *d, readAt: l.hitAt}
-			if d.Door.OneTimeFile != "" {
+			switch d.Door.Kind() {
+			case policy.KindOneTime:
 				if len(d.Door.OneTime) > 0 {
 					seq := d.Door.OneTime[0]
 					q.oneTime = &seq
@@ -135,10 +154,10 @@ func (l *loop) decide(ds []knock.Decision) {
 				if !l.useOneTime(d) {
 					continue
 				}
-			}
-			if d.Door.TOTP != nil {
+			case policy.KindTOTP:
 				l.burnsDirty = true
 				q.burn = &knock.Burn{Door: d.Door.Name, Client: d.Client, Counter: d.Counter}
+			case policy.KindStatic, policy.KindSPA: // nothing used up
 			}
 			q.hook = l.hookFor("open", d.Door, d.Door.OnOpen, d.Src.String())
 			l.queue(knockGrant(d), q)
@@ -159,8 +178,15 @@ func (l *loop) decide(ds []knock.Decision) {
 // knocker's connection is established), else for open_for.
 func knockGrant(d *knock.Decision) nft.Grant {
 	g := nft.Grant{Src: d.Src, Door: d.Door.Name, Kind: nft.Open, Ports: d.Door.Open, TTL: d.Door.OpenFor}
-	if d.Door.Confirm && d.Door.Static() {
-		g.Kind, g.TTL = nft.Pending, d.Door.ConfirmWithin
+	switch d.Door.Kind() {
+	case policy.KindStatic:
+		if d.Door.Confirm {
+			g.Kind, g.TTL = nft.Pending, d.Door.ConfirmWithin
+		}
+	case policy.KindOneTime, policy.KindTOTP, policy.KindSPA:
+		// The knocker proved a secret: nobody can have spoofed it.
+	default:
+		panic("daemon: no grant for door kind " + d.Door.Kind().String())
 	}
 	return g
 }
@@ -211,7 +237,7 @@ func (l *loop) retry(err error) error {
 	if len(gs)+len(rs) == 0 {
 		return err
 	}
-	l.log.Warn("nftables update failed, retrying", "err", err, "grants", len(gs), "revokes", len(rs))
+	l.log.Warn(logevent.ApplyRetry, "err", err, "grants", len(gs), "revokes", len(rs))
 	again := l.table.Apply(gs, rs)
 	res := &nft.ApplyError{Grants: make([]error, len(l.grants)), Revokes: make([]error, len(l.revokes))}
 	for i := range l.grants {
@@ -232,7 +258,7 @@ func (l *loop) retry(err error) error {
 	return res
 }
 
-// logDecision writes one line per event, as DESIGN.md's "Logs" section
+// logDecision writes one line per event, as docs/design.md's "Logs" section
 // says. Progress (stage, timeout) is debug: a spoofed flood makes one per
 // packet. Outcomes (open, close) and resets are info; every line has src.
 // Lines whose src proved nothing are rate-limited and say spoofable=true
@@ -274,7 +300,7 @@ func (l *loop) logDecision(d *knock.Decision) {
 	if spoof {
 		attrs = append(attrs, slog.Bool("spoofable", true))
 	}
-	l.log.LogAttrs(ctx, level, d.Kind.String(), attrs...)
+	l.log.LogAttrs(ctx, level, decisionEvent(d.Kind), attrs...)
 }
 
 func itoa(n int) string {

@@ -164,7 +164,7 @@ func TestLoopRetriesOnceThenLogsWithSrcAndDoor(t *testing.T) {
 			if len(tbl.calls) != tc.wantCalls {
 				t.Errorf("Apply called %d times, want %d", len(tbl.calls), tc.wantCalls)
 			}
-			gotError := strings.Contains(buf.String(), `level=ERROR msg="grant failed" door=ssh src=198.51.100.2`)
+			gotError := strings.Contains(buf.String(), `level=ERROR msg=grant-failed door=ssh src=198.51.100.2`)
 			if gotError != tc.wantError {
 				t.Errorf("error line logged = %v, want %v:\n%s", gotError, tc.wantError, buf)
 			}
@@ -273,8 +273,8 @@ func TestLoopSetFull(t *testing.T) {
 	}
 	l.flush()
 	for _, want := range []string{
-		`level=ERROR msg="grant set full" door=ssh max_grants=65536 grants=1`,
-		`level=ERROR msg="grant failed" door=ssh src=198.51.100.2 ports=22/tcp reason=set-full`,
+		`level=ERROR msg=grant-set-full door=ssh max_grants=65536 grants=1`,
+		`level=ERROR msg=grant-failed door=ssh src=198.51.100.2 ports=22/tcp reason=set-full`,
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, buf)

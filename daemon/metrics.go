@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 )
 
@@ -33,7 +34,7 @@ type metrics struct {
 	opens       prometheus.Counter
 	closes      prometheus.Counter
 	timeouts    prometheus.Counter
-	resets      [3]prometheus.Counter // by knock.Reason
+	resets      [knock.NumReasons]prometheus.Counter // by knock.Reason
 	grantErrors prometheus.Counter
 	netlink     prometheus.Histogram
 	restores    prometheus.Counter
@@ -64,12 +65,15 @@ func newMetrics(version, commit string) *metrics {
 	m.closes = f("closes_total", "Completed close sequences (early revokes).")
 	m.timeouts = f("timeouts_total", "Sequences dropped because seq_timeout passed.")
 	resets := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sesame", Name: "resets_total",
-		Help: "Sequences reset by an out-of-order packet, by reason."}, []string{"reason"})
+		Help: "Sequences reset, by reason: wrong-port, other-port (out-of-order packets), replayed (a TOTP sequence used before), other."}, []string{"reason"})
 	m.reg.MustRegister(resets)
-	for _, r := range []knock.Reason{knock.WrongPort, knock.OtherPort} {
-		m.resets[r] = resets.WithLabelValues(r.String())
+	for r := range knock.Reason(knock.NumReasons) {
+		label := r.String()
+		if r == knock.NoReason {
+			label = "other"
+		}
+		m.resets[r] = resets.WithLabelValues(label)
 	}
-	m.resets[knock.NoReason] = resets.WithLabelValues("other")
 	m.grantErrors = f("grant_errors_total", "Grants and revokes that did not land (a full door, nftables refusing them after a retry).")
 	m.restores = f("table_restores_total", "Times the table was found changed under sesame and put back.")
 	m.netlink = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sesame", Name: "netlink_apply_seconds",
@@ -77,9 +81,9 @@ func newMetrics(version, commit string) *metrics {
 		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14)})
 	m.reg.MustRegister(m.netlink)
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "sesame", Name: "tracked_sources",
-		Help: "(sequence, source) entries the matcher holds."}, func() float64 { return float64(m.tracked.Load()) }))
+		Help: "(sequence, source) entries the knock matchers hold (sequence and TOTP)."}, func() float64 { return float64(m.tracked.Load()) }))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sesame", Name: "evictions_total",
-		Help: "Entries dropped to make room when the matcher was full."}, func() float64 { return float64(m.evicted.Load()) }))
+		Help: "Entries dropped to make room when a knock matcher was full."}, func() float64 { return float64(m.evicted.Load()) }))
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sesame", Name: "build_info",
 		Help: "Always 1; the labels say which build runs."}, []string{"version", "commit", "goversion"})
 	bi.WithLabelValues(version, commit, runtime.Version()).Set(1)
@@ -102,7 +106,7 @@ func (m *metrics) decision(d *knock.Decision) {
 		m.timeouts.Inc()
 	case knock.Reset:
 		r := d.Reason
-		if int(r) >= len(m.resets) {
+		if int(r) >= len(m.resets) { // not a knock.Reason
 			r = knock.NoReason
 		}
 		m.resets[r].Inc()
@@ -161,7 +165,7 @@ func serveMetrics(ctx context.Context, bg *sync.WaitGroup, log *slog.Logger, ap 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	bg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", "listen", ap, "err", err)
+			log.Error(logevent.MetricsFailed, "listen", ap, "err", err)
 		}
 	})
 	bg.Go(func() {
@@ -170,6 +174,6 @@ func serveMetrics(ctx context.Context, bg *sync.WaitGroup, log *slog.Logger, ap 
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	})
-	log.Info("metrics", "listen", "http://"+ap+"/metrics")
+	log.Info(logevent.Metrics, "listen", "http://"+ap+"/metrics")
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/onetime"
 )
 
@@ -22,28 +23,28 @@ func (l *loop) useOneTime(d *knock.Decision) bool {
 	door := d.Door
 	if len(door.OneTime) == 0 || slices.Contains(l.used, door) {
 		// Already used in this batch: the matcher saw the old sequence.
-		l.log.Warn("one-time-refused", "door", door.Name, "src", d.Src.String(), "reason", "sequence already used", "spoofable", true)
+		l.log.Warn(logevent.OneTimeRefused, "door", door.Name, "src", d.Src.String(), "reason", "sequence already used", "spoofable", true)
 		return false
 	}
 	seq := door.OneTime[0]
 	err := onetime.MarkUsed(door.OneTimeUsed, seq.Key)
 	if errors.Is(err, onetime.ErrUsed) {
 		// Recorded since the policy was read: refuse it, move on.
-		l.log.Warn("one-time-refused", "door", door.Name, "src", d.Src.String(), "line", seq.Line, "reason", "sequence already used", "spoofable", true)
+		l.log.Warn(logevent.OneTimeRefused, "door", door.Name, "src", d.Src.String(), "line", seq.Line, "reason", "sequence already used", "spoofable", true)
 		l.used = append(l.used, door)
 		return false
 	}
 	if err != nil {
-		l.log.Error("one-time-mark-failed", "door", door.Name, "src", d.Src.String(), "file", door.OneTimeFile, "line", seq.Line, "state", door.OneTimeUsed, "err", err, "note", "no grant: a sequence is granted only once recorded used; fix state_dir and reload (SIGHUP)")
+		l.log.Error(logevent.OneTimeMarkFailed, "door", door.Name, "src", d.Src.String(), "file", door.OneTimeFile, "line", seq.Line, "state", door.OneTimeUsed, "err", err, "note", "no grant: a sequence is granted only once recorded used; fix state_dir and reload (SIGHUP)")
 		return false
 	}
 	left := len(door.OneTime) - 1
-	l.log.Info("one-time-used", "door", door.Name, "src", d.Src.String(), "file", door.OneTimeFile, "line", seq.Line, "left", left)
+	l.log.Info(logevent.OneTimeUsed, "door", door.Name, "src", d.Src.String(), "file", door.OneTimeFile, "line", seq.Line, "left", left)
 	switch {
 	case left == 0:
-		l.log.Warn("one-time-exhausted", "door", door.Name, "file", door.OneTimeFile, "note", "the door refuses every knock until sequences are added and the config reloaded (SIGHUP)")
+		l.log.Warn(logevent.OneTimeExhausted, "door", door.Name, "file", door.OneTimeFile, "note", "the door refuses every knock until sequences are added and the config reloaded (SIGHUP)")
 	case left < lowOneTime:
-		l.log.Warn("one-time-low", "door", door.Name, "file", door.OneTimeFile, "left", left)
+		l.log.Warn(logevent.OneTimeLow, "door", door.Name, "file", door.OneTimeFile, "left", left)
 	}
 	l.used = append(l.used, door)
 	return true

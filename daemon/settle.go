@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/onetime"
 	"github.com/sesame-knock/sesame/policy"
@@ -45,7 +46,7 @@ func (l *loop) settle(err error) {
 		e := nft.RevokeErr(err, i)
 		if e != nil {
 			l.met.failed(1)
-			l.log.Error("revoke failed", "door", r.Door, "src", r.Src, "ports", policy.FormatPorts(r.Ports), "err", e)
+			l.log.Error(logevent.RevokeFailed, "door", r.Door, "src", r.Src, "ports", policy.FormatPorts(r.Ports), "err", e)
 		}
 		l.runHook(l.closing[i], e == nil)
 	}
@@ -60,7 +61,7 @@ func (l *loop) settle(err error) {
 			continue
 		}
 		l.met.failed(1)
-		l.log.Error("grant failed", "door", g.Door, "src", g.Src, "ports", policy.FormatPorts(g.Ports), "reason", failReason(e), "err", e)
+		l.log.Error(logevent.GrantFailed, "door", g.Door, "src", g.Src, "ports", policy.FormatPorts(g.Ports), "reason", failReason(e), "err", e)
 		if errors.Is(e, unix.ENFILE) {
 			full[g.Door]++
 		}
@@ -86,7 +87,7 @@ func (l *loop) settle(err error) {
 		if d := l.p.Door(door); d != nil {
 			max = d.MaxGrants
 		}
-		l.log.Error("grant set full", "door", door, "max_grants", max, "grants", n,
+		l.log.Error(logevent.GrantSetFull, "door", door, "max_grants", max, "grants", n,
 			"note", "every element of the door's set is live: its new grants fail until some expire; other doors and manual grants are not affected. A flood of completed knocks on a static sequence known to others does this without confirm (README: Choosing a door)")
 	}
 }
@@ -107,7 +108,7 @@ func failReason(err error) string {
 // landed logs, counts and hooks a grant that is in the kernel.
 func (l *loop) landed(g nft.Grant, q *queued) {
 	if q.spa != nil {
-		l.log.Info("open", q.spa...)
+		l.log.Info(logevent.Open, q.spa...)
 	} else {
 		l.logDecision(&q.d)
 	}
@@ -115,7 +116,7 @@ func (l *loop) landed(g nft.Grant, q *queued) {
 	if !q.readAt.IsZero() {
 		ctx := context.Background()
 		if l.log.Enabled(ctx, slog.LevelDebug) {
-			l.log.LogAttrs(ctx, slog.LevelDebug, "grant-applied", slog.String("door", g.Door),
+			l.log.LogAttrs(ctx, slog.LevelDebug, logevent.GrantApplied, slog.String("door", g.Door),
 				slog.String("src", g.Src.String()), slog.Int64("us", time.Since(q.readAt).Microseconds()))
 		}
 	}
@@ -128,13 +129,13 @@ func (l *loop) landed(g nft.Grant, q *queued) {
 // (no reuse): the client knocks with the next one.
 func (l *loop) undoOneTime(door *policy.Door, seq policy.OneTimeSeq, src any) {
 	if err := onetime.Unmark(door.OneTimeUsed, seq.Key); err != nil {
-		l.log.Error("one-time-unmark-failed", "door", door.Name, "src", src, "file", door.OneTimeFile, "line", seq.Line, "state", door.OneTimeUsed, "err", err,
+		l.log.Error(logevent.OneTimeUnmarkFailed, "door", door.Name, "src", src, "file", door.OneTimeFile, "line", seq.Line, "state", door.OneTimeUsed, "err", err,
 			"note", "the sequence stays used though its grant failed: knock with the next one")
 		return
 	}
 	door.OneTime = append([]policy.OneTimeSeq{seq}, door.OneTime...)
 	door.Sequence = seq.Steps
 	l.m.Update(l.p)
-	l.log.Warn("one-time-restored", "door", door.Name, "src", src, "file", door.OneTimeFile, "line", seq.Line,
+	l.log.Warn(logevent.OneTimeRestored, "door", door.Name, "src", src, "file", door.OneTimeFile, "line", seq.Line,
 		"note", "its grant failed: the sequence opens again")
 }

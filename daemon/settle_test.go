@@ -181,7 +181,7 @@ door "other" {
 	if strings.Contains(log, "msg=open door=full") || !strings.Contains(log, "msg=open door=other src=203.0.113.9") {
 		t.Errorf("want msg=open for door other only:\n%s", log)
 	}
-	if !strings.Contains(log, `msg="grant failed" door=full src=198.51.100.2 ports=22/tcp reason=set-full`) {
+	if !strings.Contains(log, `msg=grant-failed door=full src=198.51.100.2 ports=22/tcp reason=set-full`) {
 		t.Errorf("no grant failed line with the reason:\n%s", log)
 	}
 	if got := counter(t, l.met, "sesame_opens_total"); got != 1 {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/policy"
 	"github.com/sesame-knock/sesame/spa"
 )
@@ -89,7 +90,7 @@ func (s *spaState) update(p *policy.Policy) error {
 	doors := map[uint16]*spaDoor{}
 	var maxAge time.Duration
 	for i := range p.Doors {
-		if d := &p.Doors[i]; d.SPA != nil {
+		if d := &p.Doors[i]; d.Kind() == policy.KindSPA {
 			maxAge = max(maxAge, d.SPA.MaxAge)
 		}
 	}
@@ -115,7 +116,7 @@ func (s *spaState) update(p *policy.Policy) error {
 		err := cache.Load(path, s.now())
 		switch {
 		case errors.Is(err, spa.ErrCorruptReplayCache):
-			s.log.Warn("spa replay cache unreadable, starting empty", "file", path, "err", err)
+			s.log.Warn(logevent.SPAReplayUnreadable, "file", path, "err", err)
 		case err != nil:
 			return fmt.Errorf("load spa replay cache: %w", err)
 		}
@@ -125,7 +126,7 @@ func (s *spaState) update(p *policy.Policy) error {
 	}
 	for i := range p.Doors {
 		d := &p.Doors[i]
-		if d.SPA == nil {
+		if d.Kind() != policy.KindSPA {
 			continue
 		}
 		sd := &spaDoor{door: d}
@@ -251,7 +252,7 @@ func (s *spaState) refused(d *policy.Door, client string, src netip.Addr, reason
 		attrs = append(attrs, slog.Uint64("suppressed", n))
 	}
 	attrs = append(attrs, slog.Bool("spoofable", true)) // no packet was accepted
-	s.log.LogAttrs(context.Background(), slog.LevelWarn, "spa-refused", attrs...)
+	s.log.LogAttrs(context.Background(), slog.LevelWarn, logevent.SPARefused, attrs...)
 }
 
 // saveIfAddedLocked writes the replay cache if a packet entered it since
@@ -264,7 +265,7 @@ func (s *spaState) saveIfAddedLocked() {
 	}
 	s.saved = s.cache.Added()
 	if err := s.cache.Save(s.path); err != nil {
-		s.log.Error("spa replay cache not saved", "file", s.path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
+		s.log.Error(logevent.SPAReplayNotSaved, "file", s.path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
 	}
 }
 
@@ -277,7 +278,7 @@ func (s *spaState) saveNow() {
 		return
 	}
 	if err := s.cache.Save(s.path); err != nil {
-		s.log.Error("spa replay cache not saved", "file", s.path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
+		s.log.Error(logevent.SPAReplayNotSaved, "file", s.path, "err", err, "note", "a restart could accept a replay of the packets since the last save")
 	}
 }
 

@@ -283,7 +283,7 @@ func TestSPACorruptCache(t *testing.T) {
 	if err := s.update(p); err != nil {
 		t.Fatalf("update with a corrupt cache: %v", err)
 	}
-	if !strings.Contains(logBuf.String(), "spa replay cache unreadable") {
+	if !strings.Contains(logBuf.String(), "spa-replay-unreadable") {
 		t.Errorf("no warning:\n%s", logBuf.String())
 	}
 }

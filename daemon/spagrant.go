@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 	"github.com/sesame-knock/sesame/spa"
@@ -74,7 +75,7 @@ func (l *loop) spaRefused(r spaRequest, reason string, kv ...any) {
 	}
 	attrs := append([]any{"door", r.door.Name, "src", r.src.String(), "client", r.client.Name, "reason", reason}, kv...)
 	attrs = append(attrs, "spoofable", true)
-	l.log.Log(context.Background(), slog.LevelWarn, "spa-refused", attrs...)
+	l.log.Log(context.Background(), slog.LevelWarn, logevent.SPARefused, attrs...)
 }
 
 // spaRequests is the channel of accepted SPA requests, or nil (which

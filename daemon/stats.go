@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sesame-knock/sesame/capture"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // logStats writes one capture-stats line per socket: packets that passed
@@ -37,10 +38,10 @@ func (c *captures) logStats() {
 				continue
 			}
 			if err != nil {
-				c.log.Warn("capture-stats failed", "interface", n, "socket", r.socket, "err", err)
+				c.log.Warn(logevent.CaptureStatsFailed, "interface", n, "socket", r.socket, "err", err)
 				continue
 			}
-			c.log.Info("capture-stats", "interface", n, "socket", r.socket, "packets", s.Packets, "drops", s.Drops, "truncated", s.Truncated)
+			c.log.Info(logevent.CaptureStats, "interface", n, "socket", r.socket, "packets", s.Packets, "drops", s.Drops, "truncated", s.Truncated)
 		}
 	}
 }

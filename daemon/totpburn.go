@@ -12,6 +12,8 @@ import (
 
 	"github.com/sesame-knock/sesame/internal/atomicfile"
 	"github.com/sesame-knock/sesame/knock"
+	"github.com/sesame-knock/sesame/logevent"
+	"github.com/sesame-knock/sesame/policy"
 )
 
 // burnFile, in the policy's state_dir, keeps the TOTP sequences that
@@ -27,7 +29,7 @@ const (
 // hasTOTP reports whether the policy in force has a TOTP door.
 func (l *loop) hasTOTP() bool {
 	for i := range l.p.Doors {
-		if l.p.Doors[i].TOTP != nil {
+		if l.p.Doors[i].Kind() == policy.KindTOTP {
 			return true
 		}
 	}
@@ -47,11 +49,11 @@ func (l *loop) loadBurns() {
 		return
 	}
 	if err != nil {
-		l.log.Warn("totp burns not restored", "file", path, "err", err, "note", "sequences used before the restart may be accepted again within their window")
+		l.log.Warn(logevent.TOTPBurnsUnreadable, "file", path, "err", err, "note", "sequences used before the restart may be accepted again within their window")
 		return
 	}
 	l.tm.Restore(bs)
-	l.log.Debug("totp burns restored", "file", path, "burns", len(bs))
+	l.log.Debug(logevent.TOTPBurnsRestored, "file", path, "burns", len(bs))
 }
 
 // saveBurns writes the matcher's burns; the loop calls it before the grant
@@ -70,7 +72,7 @@ func (l *loop) saveBurns() {
 		err = atomicfile.WriteFile(path, b.Bytes(), 0o600)
 	}
 	if err != nil {
-		l.log.Error("totp burns not saved", "file", path, "err", err, "note", "a restart would forget them")
+		l.log.Error(logevent.TOTPBurnsNotSaved, "file", path, "err", err, "note", "a restart would forget them")
 	}
 }
 

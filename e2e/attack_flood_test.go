@@ -15,6 +15,7 @@ import (
 
 	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/internal/spoof"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // Attacker's tests for issue 11 item 2 ("one flood locks out every door")
@@ -220,7 +221,7 @@ door "admin" {
 	}
 	mustConnect(t, e.Client, ServerClient4, 22)
 
-	if got := e.D.Entries(Msg("grant failed")); len(got) != 0 {
+	if got := e.D.Entries(Msg(logevent.GrantFailed)); len(got) != 0 {
 		t.Errorf("grants failed during the flood: %v", got[0])
 	}
 	for _, el := range e.in(t, "open4_ssh") {
@@ -275,7 +276,7 @@ door "spa" {
 		if _, err := s.Knocks(v.dst, closing, 1, func(int) netip.Addr { return v.victim }, 0, time.Now().Add(5*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		e.waitLog(t, Msg("close", "door", "ssh", "src", v.victim.String()), "the spoofed close of "+v.victim.String())
+		e.waitLog(t, Msg(logevent.Close, "door", "ssh", "src", v.victim.String()), "the spoofed close of "+v.victim.String())
 	}
 	// The daemon applies in order: once a later knock's grant shows, what
 	// the closes did is in the kernel.
@@ -343,7 +344,7 @@ func TestAttackBlindACKNotPromoted(t *testing.T) {
 		if _, err := s.Knocks(ServerStranger4, sshSteps, 1, func(int) netip.Addr { return a }, 0, time.Now().Add(5*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		e.waitLog(t, Msg("open", "door", "ssh", "src", a.String()), "the spoofed knock's open")
+		e.waitLog(t, Msg(logevent.Open, "door", "ssh", "src", a.String()), "the spoofed knock's open")
 	}
 	const guesses = 2000
 	seq := rand.Uint32()

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // logFloodSources bounds the flood: two spoofed SYNs per source.
@@ -30,7 +31,7 @@ func TestAttackLogFlood(t *testing.T) {
 		t.Fatalf("flood: %v", err)
 	}
 	// The summary comes at most every 5s after the first suppressed line.
-	summary, err := e.D.WaitLog(12*time.Second, Msg("log-summary", "door", "ssh"))
+	summary, err := e.D.WaitLog(12*time.Second, Msg(logevent.LogSummary, "door", "ssh"))
 	if err != nil {
 		t.Errorf("no log-summary line after the flood: %v", err)
 	}

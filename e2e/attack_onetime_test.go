@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // One-time doors open under the shipped unit's confinement: the daemon
@@ -42,7 +43,7 @@ func TestAttackOneTimeReadOnlyConfig(t *testing.T) {
 
 	knock(t, e.Client, ServerClient4, "41001", "42001:udp", "43001")
 	e.waitGrant(t, Client4, 2222)
-	e.waitLog(t, Msg("one-time-used", "door", "ot", "line", "1"), "line 1 used")
+	e.waitLog(t, Msg(logevent.OneTimeUsed, "door", "ot", "line", "1"), "line 1 used")
 	if b, _ := os.ReadFile(seqFile); string(b) != seqs {
 		t.Errorf("the sequence file changed:\n%s", b)
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // raceBin builds cmd/sesame with the race detector into dir (or takes
@@ -112,8 +114,8 @@ door "ot" {
 		s.PPS = 10000
 		xFlood = StartSYNFlood(t, s)
 	}
-	rebound := Msg("capture re-bound", "interface", ifX)
-	reloaded := Msg("reloaded")
+	rebound := Msg(logevent.CaptureRebound, "interface", ifX)
+	reloaded := Msg(logevent.Reloaded)
 
 	const rounds = 6
 	for i := 1; i <= rounds; i++ {

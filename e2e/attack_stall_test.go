@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // A daemon that stalls (SIGSTOP for 0.3 s: a GC pause, a busy core, a
@@ -71,15 +73,15 @@ func TestAttackStall(t *testing.T) {
 	// Nothing vanished uncounted: on the flooded interface, the packets
 	// that passed the filters are the ones read plus the ones dropped.
 	time.Sleep(300 * time.Millisecond) // the readers catch up
-	n := e.D.CountLog(Msg("capture-stats", "interface", IfServerToClient))
+	n := e.D.CountLog(Msg(logevent.CaptureStats, "interface", IfServerToClient))
 	if err := e.D.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.D.WaitCount(5*time.Second, n+1, Msg("capture-stats", "interface", IfServerToClient)); err != nil {
+	if err := e.D.WaitCount(5*time.Second, n+1, Msg(logevent.CaptureStats, "interface", IfServerToClient)); err != nil {
 		t.Fatal(err)
 	}
 	var passed, dropped, truncated float64
-	for _, en := range e.D.Entries(Msg("capture-stats", "interface", IfServerToClient))[n:] {
+	for _, en := range e.D.Entries(Msg(logevent.CaptureStats, "interface", IfServerToClient))[n:] {
 		for k, v := range map[string]*float64{"packets": &passed, "drops": &dropped, "truncated": &truncated} {
 			x, err := strconv.ParseFloat(en.Str(k), 64)
 			if err != nil {

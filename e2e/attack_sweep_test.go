@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // sweepConfig has one door of each shape a scan could walk before issue 11:
@@ -148,7 +150,7 @@ func TestAttackSweep(t *testing.T) {
 	e := setup(t, sweepConfig(metrics))
 	Listen(t, e.Server, 2223)
 	Listen(t, e.Server, 2224)
-	e.waitLog(t, Msg("metrics", "listen", "http://"+metrics.String()+"/metrics"), "the metrics line")
+	e.waitLog(t, Msg(logevent.Metrics, "listen", "http://"+metrics.String()+"/metrics"), "the metrics line")
 
 	mac, err := MAC(e.Server, IfServerToStranger)
 	if err != nil {
@@ -260,7 +262,7 @@ func TestAttackSweep(t *testing.T) {
 			t.Errorf("%s scan, %s, %s: grant %v", sw.probe.Name, sw.order, familyName(sw.src), el)
 		}
 	}
-	for _, en := range e.D.Entries(Msg("open")) {
+	for _, en := range e.D.Entries(Msg(logevent.Open)) {
 		if a, err := netip.ParseAddr(en.Str("src")); err == nil {
 			if sw, ok := bySrc[a]; ok {
 				t.Errorf("%s scan, %s, %s: the daemon logged %v", sw.probe.Name, sw.order, familyName(sw.src), en)
@@ -354,7 +356,7 @@ func tableElements(t *testing.T, e *env) []Element {
 // each when the daemon logged none.
 func captureStats(t *testing.T, d *Daemon, ifname string) (packets, drops int) {
 	t.Helper()
-	m := Msg("capture-stats", "interface", ifname)
+	m := Msg(logevent.CaptureStats, "interface", ifname)
 	n := d.CountLog(m)
 	if err := d.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)

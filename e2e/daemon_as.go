@@ -11,6 +11,7 @@ import (
 
 	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/internal/syncbuf"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // Unprivileged is the setpriv(1) prefix that runs a command as nobody
@@ -107,7 +108,7 @@ func StartDaemonWith(t testing.TB, ns *nstest.NS, path, bin string, wrap, env []
 			t.Logf("daemon log (pid %d, %s):\n%s", d.cmd.Process.Pid, ns.Name, d.log.String())
 		}
 	})
-	if _, err := d.WaitLog(10*time.Second, Msg("ready")); err != nil {
+	if _, err := d.WaitLog(10*time.Second, Msg(logevent.Ready)); err != nil {
 		t.Fatalf("daemon not ready: %v\nlog:\n%s", err, d.log.String())
 	}
 	return d

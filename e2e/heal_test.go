@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // The table is put back within a second or so after an admin's `nft flush
@@ -15,7 +17,7 @@ func TestTableHeals(t *testing.T) {
 	knock(t, e.Client, ServerClient4, seqSSH...)
 	e.waitGrant(t, Client4, 22)
 
-	restored := Msg("table restored")
+	restored := Msg(logevent.TableRestored)
 	n := e.D.CountLog(restored)
 	start := time.Now()
 	e.Server.Exec(t, "nft", "flush", "ruleset")
@@ -23,7 +25,7 @@ func TestTableHeals(t *testing.T) {
 		t.Fatalf("after nft flush ruleset: %v", err)
 	}
 	t.Logf("flush ruleset -> table restored in %s", time.Since(start).Round(time.Millisecond))
-	warn := e.waitLog(t, Msg("table changed under sesame, restoring it"), "the warning")
+	warn := e.waitLog(t, Msg(logevent.TableChanged), "the warning")
 	if !strings.Contains(warn.Str("what"), "gone") || !strings.Contains(warn.Str("grants"), "lost") {
 		t.Errorf("warning %v: want what=...gone and grants=lost...", warn)
 	}
@@ -64,23 +66,23 @@ func TestCaptureRebinds(t *testing.T) {
 	e := setup(t, config("reject", sshDoor("60s", "5s")))
 
 	e.Server.Exec(t, "ip", "link", "set", IfServerToClient, "down")
-	e.waitLog(t, Msg("interface down, capture waits for it", "interface", IfServerToClient), "interface down")
+	e.waitLog(t, Msg(logevent.InterfaceDown, "interface", IfServerToClient), "interface down")
 	e.Server.Exec(t, "ip", "link", "set", IfServerToClient, "up")
-	e.waitLog(t, Msg("interface up, capture resumed", "interface", IfServerToClient), "interface up")
+	e.waitLog(t, Msg(logevent.InterfaceUp, "interface", IfServerToClient), "interface up")
 	e.Client.Exec(t, "ip", "link", "set", IfPeer, "up")
 	waitReachable(t, e)
 	knock(t, e.Client, ServerClient4, seqSSH...)
 	e.waitGrant(t, Client4, 22)
-	if n := len(e.D.Entries(Msg("capture read failed"))); n > 0 {
+	if n := len(e.D.Entries(Msg(logevent.CaptureReadFailed))); n > 0 {
 		t.Errorf("%d capture read errors logged for a link that went down", n)
 	}
 	if err := FlushGrants(e.Server); err != nil {
 		t.Fatal(err)
 	}
 
-	rebound := Msg("capture re-bound", "interface", IfServerToClient)
+	rebound := Msg(logevent.CaptureRebound, "interface", IfServerToClient)
 	e.Server.Exec(t, "ip", "link", "del", IfServerToClient)
-	e.waitLog(t, Msg("interface gone, waiting for it to come back", "interface", IfServerToClient), "interface gone")
+	e.waitLog(t, Msg(logevent.InterfaceGone, "interface", IfServerToClient), "interface gone")
 	e.Server.Exec(t, "ip", "link", "add", IfServerToClient, "type", "veth", "peer", "name", IfPeer, "netns", e.Client.Name)
 	e.Server.Exec(t, "ip", "addr", "add", ServerClient4.String()+"/24", "dev", IfServerToClient)
 	e.Server.Exec(t, "ip", "link", "set", IfServerToClient, "up")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // tcpDoor is a 3-step all-TCP door: every client below can knock on it.
@@ -65,7 +67,7 @@ func TestInteropClients(t *testing.T) {
 			}
 			e.waitGrant(t, Client4, 22)
 			mustConnect(t, e.Client, ServerClient4, 22)
-			if n := e.D.CountLog(Msg("reset")); n != 0 {
+			if n := e.D.CountLog(Msg(logevent.Reset)); n != 0 {
 				t.Errorf("%d resets while knocking with %s:\n%s", n, c.name, e.D.Log())
 			}
 		})
@@ -109,7 +111,7 @@ func TestHooks(t *testing.T) {
 		b, _ := os.ReadFile(opened)
 		t.Errorf("on_open wrote %q, want %q", b, "192.0.2.2 ssh 22/tcp\n")
 	}
-	e.waitLog(t, Msg("hook timed out", "door", "ssh", "src", Client4.String()), "the hanging on_open being killed")
+	e.waitLog(t, Msg(logevent.HookTimeout, "door", "ssh", "src", Client4.String()), "the hanging on_open being killed")
 	knock(t, e.Client, ServerClient4, closeSSH...)
 	e.waitGone(t, Client4, 22, 5*time.Second)
 	if !Poll(5*time.Second, func() bool { b, _ := os.ReadFile(closed); return string(b) == "192.0.2.2\n" }) {

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // Case 1: before any knock the guarded port is closed to everyone (drop:
@@ -34,11 +36,11 @@ func TestKnockOpens(t *testing.T) {
 	if got := e.grants(t, Client4); len(got) != 1 {
 		t.Errorf("grants = %v, want exactly the one element", got)
 	}
-	open := e.waitLog(t, Msg("open", "door", "ssh", "src", Client4.String()), "open")
+	open := e.waitLog(t, Msg(logevent.Open, "door", "ssh", "src", Client4.String()), "open")
 	if open.Str("ports") != "22/tcp" || open.Str("for") != "30s" || open.Str("confirm") != "10s" {
 		t.Errorf("open log line %v: want ports=22/tcp for=30s confirm=10s", open)
 	}
-	if len(e.D.Entries(Msg("stage", "door", "ssh", "src", Client4.String(), "stage", "2/3"))) == 0 {
+	if len(e.D.Entries(Msg(logevent.Stage, "door", "ssh", "src", Client4.String(), "stage", "2/3"))) == 0 {
 		t.Errorf("no stage=2/3 log line for %s", Client4)
 	}
 	mustConnect(t, e.Client, ServerClient4, 22)
@@ -106,7 +108,7 @@ func TestNoGrant(t *testing.T) {
 			name: "late step", seqTimeout: "1s", wantLog: "timeout",
 			knocks: func(t *testing.T, e *env) {
 				knock(t, e.Client, ServerClient4, "7000", "8000:udp")
-				e.waitLog(t, Msg("stage", "src", Client4.String(), "stage", "2/3"), "stage 2/3")
+				e.waitLog(t, Msg(logevent.Stage, "src", Client4.String(), "stage", "2/3"), "stage 2/3")
 				// Real time must pass the 1s seq_timeout here: the
 				// daemon's clock is the kernel's, not ours.
 				time.Sleep(1300 * time.Millisecond)
@@ -128,7 +130,7 @@ func TestNoGrant(t *testing.T) {
 			e.waitLog(t, Msg(tt.wantLog, "src", Client4.String()), tt.wantLog)
 			// The daemon has handled every knock packet once it logged the
 			// verdict on the last one.
-			if got := e.D.Entries(Msg("open", "src", Client4.String())); len(got) != 0 {
+			if got := e.D.Entries(Msg(logevent.Open, "src", Client4.String())); len(got) != 0 {
 				t.Errorf("daemon logged open: %v", got)
 			}
 			e.noGrant(t, Client4)
@@ -149,10 +151,10 @@ func TestRetransmittedKnock(t *testing.T) {
 	e.waitGrant(t, Client4, 22)
 	mustConnect(t, e.Client, ServerClient4, 22)
 	for _, en := range e.D.Entries(nil) {
-		if en.Str("msg") == "open" {
+		if en.Str("msg") == logevent.Open {
 			break
 		}
-		if en.Str("msg") == "reset" || en.Str("msg") == "timeout" {
+		if en.Str("msg") == logevent.Reset || en.Str("msg") == logevent.Timeout {
 			t.Errorf("a repeated knock caused %v before the door opened", en)
 		}
 	}
@@ -167,7 +169,7 @@ func TestKnockIPv6(t *testing.T) {
 	if el.Set != "pend6_ssh" || el.Comment != "ssh" || el.Timeout != 10*time.Second {
 		t.Errorf("grant %v: want it pending in pend6_ssh, comment \"ssh\", timeout 10s", el)
 	}
-	e.waitLog(t, Msg("open", "door", "ssh", "src", Client6.String()), "open")
+	e.waitLog(t, Msg(logevent.Open, "door", "ssh", "src", Client6.String()), "open")
 	mustConnect(t, e.Client, ServerClient6, 22)
 	if el := e.waitIn(t, "open6_ssh", Client6, 22); el.Timeout != 30*time.Second {
 		t.Errorf("confirmed grant %v: want timeout 30s", el)
@@ -186,7 +188,7 @@ func TestCloseSequence(t *testing.T) {
 	e.waitGrant(t, Client4, 22)
 	mustConnect(t, e.Client, ServerClient4, 22)
 	knock(t, e.Client, ServerClient4, closeSSH...)
-	e.waitLog(t, Msg("close", "door", "ssh", "src", Client4.String()), "close")
+	e.waitLog(t, Msg(logevent.Close, "door", "ssh", "src", Client4.String()), "close")
 	e.waitGone(t, Client4, 22, 5*time.Second)
 	mustRefuse(t, e.Client, ServerClient4, 22)
 }
@@ -241,7 +243,7 @@ func TestReload(t *testing.T) {
 	if err := e.D.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	e.waitLog(t, Msg("reload-failed"), "reload-failed")
+	e.waitLog(t, Msg(logevent.ReloadFailed), "reload-failed")
 	knock(t, e.Client, ServerClient4, seqSSH...)
 	e.waitGrant(t, Client4, 22)
 	mustConnect(t, e.Client, ServerClient4, 22)
@@ -252,7 +254,7 @@ func TestReload(t *testing.T) {
 	if err := e.D.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	e.waitLog(t, Msg("reloaded"), "reloaded")
+	e.waitLog(t, Msg(logevent.Reloaded), "reloaded")
 	if _, ok := Find(e.grants(t, Client4), Client4, "tcp", 22); !ok {
 		t.Errorf("reload dropped the client's live grant: %v", e.grants(t, Client4))
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // scrape fetches /metrics from inside the server's namespace and returns
@@ -55,7 +57,7 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	ap := netip.MustParseAddrPort("127.0.0.1:9813")
 	e := setup(t, config("reject", sshDoor("30s", "5s"))+"metrics_listen = \""+ap.String()+"\"\n")
-	e.waitLog(t, Msg("metrics", "listen", "http://"+ap.String()+"/metrics"), "the metrics line")
+	e.waitLog(t, Msg(logevent.Metrics, "listen", "http://"+ap.String()+"/metrics"), "the metrics line")
 	before := scrape(t, e, ap)
 	if before["sesame_opens_total"] != 0 {
 		t.Errorf("opens before any knock = %v", before["sesame_opens_total"])
@@ -63,7 +65,7 @@ func TestMetrics(t *testing.T) {
 	knock(t, e.Client, ServerClient4, seqSSH...)
 	e.waitGrant(t, Client4, 22)
 	knock(t, e.Stranger, ServerStranger4, "7000", "9000") // 9000 out of order: a reset
-	e.waitLog(t, Msg("reset", "src", Stranger4.String()), "the stranger's reset")
+	e.waitLog(t, Msg(logevent.Reset, "src", Stranger4.String()), "the stranger's reset")
 
 	m := scrape(t, e, ap)
 	want := map[string]float64{

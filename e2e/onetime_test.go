@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // One-time sequences: consumed in order, a used one (replayed) opens
@@ -39,8 +40,8 @@ func TestOneTimeSequences(t *testing.T) {
 	knock(t, e.Stranger, ServerStranger4, seq2...)
 	knock(t, e.Client, ServerClient4, seq1...)
 	e.waitGrant(t, Client4, 2222)
-	e.waitLog(t, Msg("one-time-used", "door", "ot", "line", "2"), "line 2 used")
-	e.waitLog(t, Msg("one-time-low", "door", "ot", "left", "2"), "the low warning")
+	e.waitLog(t, Msg(logevent.OneTimeUsed, "door", "ot", "line", "2"), "line 2 used")
+	e.waitLog(t, Msg(logevent.OneTimeLow, "door", "ot", "left", "2"), "the low warning")
 	e.noGrant(t, Stranger4)
 	// The replay of the first from the stranger fails; the second works.
 	knock(t, e.Stranger, ServerStranger4, seq1...)
@@ -67,28 +68,28 @@ func TestOneTimeSequences(t *testing.T) {
 	knock(t, e.Stranger, ServerStranger4, seq3...)
 	e.waitGrant(t, Stranger4, 2222)
 	e.noGrant(t, Client6)
-	e.waitLog(t, Msg("one-time-exhausted", "door", "ot"), "the exhausted warning")
-	if n := e.D.CountLog(Msg("open", "door", "ot")); n != 1 {
+	e.waitLog(t, Msg(logevent.OneTimeExhausted, "door", "ot"), "the exhausted warning")
+	if n := e.D.CountLog(Msg(logevent.Open, "door", "ot")); n != 1 {
 		t.Errorf("restarted daemon logged %d opens, want 1 (seq3 only)", n)
 	}
 
 	// Exhausted: nothing opens; SIGHUP re-reads the file with a new line
 	// (and the used ones reordered: they stay used).
 	knock(t, e.Client, ServerClient6, seq3...)
-	exhausted := e.D.CountLog(Msg("one-time-exhausted", "door", "ot"))
+	exhausted := e.D.CountLog(Msg(logevent.OneTimeExhausted, "door", "ot"))
 	if err := os.WriteFile(seqFile, []byte("31003 32003:udp 33003\n31004,32004:udp,33004\n31001,32001:udp,33001\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.D.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	e.waitLog(t, Msg("reloaded"), "the reload")
+	e.waitLog(t, Msg(logevent.Reloaded), "the reload")
 	knock(t, e.Client, ServerClient6, "31004", "32004:udp", "33004")
 	e.waitGrant(t, Client6, 2222)
-	if n := e.D.CountLog(Msg("open", "door", "ot", "src", Client6.String())); n != 1 {
+	if n := e.D.CountLog(Msg(logevent.Open, "door", "ot", "src", Client6.String())); n != 1 {
 		t.Errorf("client6 opens: %d, want 1 (seq3 was exhausted, seq4 after reload)", n)
 	}
-	if err := e.D.WaitCount(5*time.Second, exhausted, Msg("one-time-exhausted", "door", "ot")); err != nil {
+	if err := e.D.WaitCount(5*time.Second, exhausted, Msg(logevent.OneTimeExhausted, "door", "ot")); err != nil {
 		t.Errorf("no exhausted warning after the reloaded file's last sequence: %v", err)
 	}
 

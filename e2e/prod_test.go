@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // notifySocket listens where a Type=notify daemon sends its sd_notify
@@ -92,7 +93,7 @@ func TestUnprivilegedNotify(t *testing.T) {
 	}
 	wantState(t, states, "RELOADING=1")
 	wantState(t, states, "READY=1")
-	e.waitLog(t, Msg("reloaded"), "reloaded")
+	e.waitLog(t, Msg(logevent.Reloaded), "reloaded")
 	if err := d.Stop(); err != nil {
 		t.Errorf("SIGTERM: exit %v, want 0", err)
 	}

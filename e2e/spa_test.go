@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // spaKeys runs `sesame keygen --spa -o DIR/NAME.spa` and returns the path
@@ -103,7 +104,7 @@ func TestSPAFwknopClient(t *testing.T) {
 	if el.Comment != "spa" || el.Timeout != 30*time.Second {
 		t.Errorf("grant %v; want comment \"spa\", timeout 30s", el)
 	}
-	e.waitLog(t, Msg("open", "door", "spa", "src", Client4.String(), "client", "alice", "ports", "22/tcp"), "open with client=alice")
+	e.waitLog(t, Msg(logevent.Open, "door", "spa", "src", Client4.String(), "client", "alice", "ports", "22/tcp"), "open with client=alice")
 	mustConnect(t, e.Client, ServerClient4, 22)
 	if _, found := Find(e.grants(t, Client4), Client4, "tcp", 2222); found {
 		t.Error("2222/tcp granted; the packet asked for 22/tcp only")
@@ -120,15 +121,15 @@ func TestSPAFwknopClient(t *testing.T) {
 	sendUDP(t, e.Client, ServerClient4, 62201, wire)
 	e.waitGrant(t, Client4, 2222)
 	sendUDP(t, e.Stranger, ServerStranger4, 62201, wire)
-	e.waitLog(t, Msg("spa-refused", "door", "spa", "src", Stranger4.String(), "client", "alice", "reason", "replay"), "the replay refused")
+	e.waitLog(t, Msg(logevent.SPARefused, "door", "spa", "src", Stranger4.String(), "client", "alice", "reason", "replay"), "the replay refused")
 
 	// A wrong key.
 	_, wrongKey, wrongHMAC := spaKeys(t, t.TempDir(), "mallory")
 	fwknop(t, e.Stranger, ServerStranger4, wrongKey, wrongHMAC, "-A", "tcp/22", "-a", Stranger4.String())
-	e.waitLog(t, Msg("spa-refused", "door", "spa", "src", Stranger4.String(), "reason", "bad-hmac"), "the wrong key refused")
+	e.waitLog(t, Msg(logevent.SPARefused, "door", "spa", "src", Stranger4.String(), "reason", "bad-hmac"), "the wrong key refused")
 	// A port the door does not open.
 	fwknop(t, e.Stranger, ServerStranger4, key, hmacKey, "-A", "tcp/23", "-a", Stranger4.String())
-	e.waitLog(t, Msg("spa-refused", "door", "spa", "src", Stranger4.String(), "reason", "ports-not-allowed"), "the port outside open refused")
+	e.waitLog(t, Msg(logevent.SPARefused, "door", "spa", "src", Stranger4.String(), "reason", "ports-not-allowed"), "the port outside open refused")
 	e.noGrant(t, Stranger4)
 	mustRefuse(t, e.Stranger, ServerStranger4, 22)
 
@@ -146,7 +147,7 @@ func TestSPAFwknopClient(t *testing.T) {
 	}
 	e.D = StartDaemonFile(t, e.Server, cfg)
 	sendUDP(t, e.Stranger, ServerStranger4, 62201, wire)
-	e.waitLog(t, Msg("spa-refused", "door", "spa", "src", Stranger4.String(), "reason", "replay"), "the replay refused after a restart")
+	e.waitLog(t, Msg(logevent.SPARefused, "door", "spa", "src", Stranger4.String(), "reason", "replay"), "the replay refused after a restart")
 	if _, found := Find(e.grants(t, Stranger4), Stranger4, "tcp", 2222); found {
 		t.Error("the replayed packet opened 2222/tcp for the stranger after a restart")
 	}
@@ -170,7 +171,7 @@ func TestSPAKnockIPv6(t *testing.T) {
 	if out, err := e.Stranger.Try(SesameBin, "knock", "--spa", keyFile, "-A", "tcp/22", "-a", Client4.String(), ServerStranger4.String()); err != nil {
 		t.Fatalf("sesame knock --spa -a: %v: %s", err, out)
 	}
-	e.waitLog(t, Msg("spa-refused", "door", "spa", "src", Stranger4.String(), "reason", "other-ip"), "the other address refused")
+	e.waitLog(t, Msg(logevent.SPARefused, "door", "spa", "src", Stranger4.String(), "reason", "other-ip"), "the other address refused")
 	if out, err := e.Stranger.Try(SesameBin, "knock", "--spa", keyFile, "-A", "tcp/2222", "-f", "90", "-s", ServerStranger4.String()); err != nil {
 		t.Fatalf("sesame knock --spa -s: %v: %s", err, out)
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // spaFloodPackets bounds the flood: enough to keep the reader busy while
@@ -58,7 +60,7 @@ func TestSPAFlood(t *testing.T) {
 	sent := <-flooded
 	close(stop)
 	elapsed := time.Since(start)
-	refusals := e.D.CountLog(Msg("spa-refused"))
+	refusals := e.D.CountLog(Msg(logevent.SPARefused))
 	t.Logf("flood: %d packets; %d spa-refused lines logged", sent, refusals)
 	// 20 lines a second (daemon/spa.go), plus one second of slack.
 	if limit := 20 * (int(elapsed/time.Second) + 2); refusals > limit {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // keygen runs `sesame keygen -o DIR/NAME.key` and returns the path.
@@ -84,16 +85,16 @@ func TestTOTPOpensReplayFails(t *testing.T) {
 		t.FailNow()
 	}
 	e.waitGrant(t, Client4, 2222)
-	e.waitLog(t, Msg("open", "door", "vault", "src", Client4.String(), "client", "alice"), "open with client=alice")
+	e.waitLog(t, Msg(logevent.Open, "door", "vault", "src", Client4.String(), "client", "alice"), "open with client=alice")
 	mustConnect(t, e.Client, ServerClient4, 2222)
 
 	knock(t, e.Stranger, ServerStranger4, ports...)
-	e.waitLog(t, Msg("reset", "door", "vault", "src", Stranger4.String(), "reason", "replayed", "client", "alice"), "the replay refused")
+	e.waitLog(t, Msg(logevent.Reset, "door", "vault", "src", Stranger4.String(), "reason", "replayed", "client", "alice"), "the replay refused")
 	e.noGrant(t, Stranger4)
 	mustRefuse(t, e.Stranger, ServerStranger4, 2222)
 	// The owner cannot reuse it either.
 	knock(t, e.Client, ServerClient6, ports...)
-	e.waitLog(t, Msg("reset", "door", "vault", "src", Client6.String(), "reason", "replayed"), "the owner's reuse refused")
+	e.waitLog(t, Msg(logevent.Reset, "door", "vault", "src", Client6.String(), "reason", "replayed"), "the owner's reuse refused")
 	e.noGrant(t, Client6)
 }
 
@@ -111,7 +112,7 @@ func TestTOTPSkewAndWrongSecret(t *testing.T) {
 	totpKnock(t, e.Stranger, ServerStranger4, wrong)
 	totpKnock(t, e.Stranger, ServerStranger4, bob)
 	e.waitGrant(t, Stranger4, 2222)
-	opens := e.D.Entries(Msg("open", "door", "vault", "src", Stranger4.String()))
+	opens := e.D.Entries(Msg(logevent.Open, "door", "vault", "src", Stranger4.String()))
 	if len(opens) != 1 || opens[0].Str("client") != "bob" {
 		t.Errorf("open lines for the stranger: %v; want exactly one, client=bob", opens)
 	}
@@ -131,8 +132,8 @@ func TestTOTPTwoClients(t *testing.T) {
 	wg.Wait()
 	e.waitGrant(t, Client4, 2222)
 	e.waitGrant(t, Stranger4, 2222)
-	e.waitLog(t, Msg("open", "door", "vault", "src", Client4.String(), "client", "alice"), "alice's open")
-	e.waitLog(t, Msg("open", "door", "vault", "src", Stranger4.String(), "client", "bob"), "bob's open")
+	e.waitLog(t, Msg(logevent.Open, "door", "vault", "src", Client4.String(), "client", "alice"), "alice's open")
+	e.waitLog(t, Msg(logevent.Open, "door", "vault", "src", Stranger4.String(), "client", "bob"), "bob's open")
 }
 
 // A burned sequence stays burned across kill -9 and a restart: the daemon
@@ -149,7 +150,7 @@ func TestTOTPBurnSurvivesRestart(t *testing.T) {
 
 	d2 := StartDaemonFile(t, e.Server, e.D.Config)
 	knock(t, e.Stranger, ServerStranger4, ports...)
-	if _, err := d2.WaitLog(5*time.Second, Msg("reset", "door", "vault", "src", Stranger4.String(), "reason", "replayed", "client", "alice")); err != nil {
+	if _, err := d2.WaitLog(5*time.Second, Msg(logevent.Reset, "door", "vault", "src", Stranger4.String(), "reason", "replayed", "client", "alice")); err != nil {
 		t.Fatalf("the replay after a restart was not refused as a replay: %v\n%s", err, d2.Log())
 	}
 	e.noGrant(t, Stranger4)

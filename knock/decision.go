@@ -47,10 +47,15 @@ const (
 	WrongPort        // a knock port of this host, out of order
 	OtherPort        // a packet to a port that no sequence uses
 	Replayed         // a TOTP sequence that was already used (burned)
+
+	// NumReasons is the number of reasons: arrays indexed by Reason
+	// (such as the daemon's counters) have this length, so that a new
+	// reason gets a slot.
+	NumReasons = iota
 )
 
-// String returns the log text: "wrong-port", "other-port", or "" for
-// NoReason.
+// String returns the log text: "wrong-port", "other-port", "replayed", or
+// "" for NoReason.
 func (r Reason) String() string {
 	switch r {
 	case NoReason:

@@ -93,7 +93,7 @@ func (m *TOTPMatcher) Update(p *policy.Policy) {
 	m.doors = m.doors[:0]
 	if p != nil {
 		for i := range p.Doors {
-			if d := &p.Doors[i]; d.TOTP != nil && len(d.Clients) > 0 {
+			if d := &p.Doors[i]; d.Kind() == policy.KindTOTP && len(d.Clients) > 0 {
 				m.doors = append(m.doors, d)
 			}
 		}

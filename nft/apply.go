@@ -7,6 +7,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sesame-knock/sesame/logevent"
 )
 
 // maxRetries bounds the fallback's retries when grants expire while it runs.
@@ -417,8 +419,8 @@ func (t *Table) applySplit(sp *setPlan, res *ApplyError, now time.Time) error {
 		if !bad {
 			if flush {
 				si := t.sets[sp.name]
-				t.log.Warn("pending set full of grants sesame did not write (from before a restart?): flushed it",
-					"set", sp.name, "size", si.size, "pending", si.fifo.len())
+				t.log.Warn(logevent.PendingFlushed,
+					"set", sp.name, "size", si.size, "pending", si.fifo.len(), "note", "the set was full of grants sesame did not write (from before a restart?)")
 				si.fifo.reset()
 				t.flushed.Add(1)
 				evicted, flush = nil, false

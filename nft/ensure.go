@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+
+	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -223,7 +225,7 @@ func (mv *moves) log(t *Table) {
 	if mv.moved+mv.dropped+mv.cut+len(mv.recreated) == 0 {
 		return
 	}
-	t.log.Warn("grant sets rebuilt", "table", t.name, "recreated", mv.recreated, "grants_moved", mv.moved,
+	t.log.Warn(logevent.GrantSetsRebuilt, "table", t.name, "recreated", mv.recreated, "grants_moved", mv.moved,
 		"grants_dropped", mv.dropped, "grants_over_size", mv.cut,
 		"note", "sets of the older layout (grants4, grants6) or whose max_grants or confirm changed are rebuilt with their grants")
 }

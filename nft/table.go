@@ -1,7 +1,7 @@
 // Package nft owns sesame's nftables table (family inet): it builds the
 // table, sets and input chain from a policy in one transaction, and writes
 // grants as set elements that the kernel expires by itself. The layout is
-// in DESIGN.md ("nftables layout"); Ruleset renders the same model as text.
+// in docs/design.md ("nftables layout"); Ruleset renders the same model as text.
 package nft
 
 import (

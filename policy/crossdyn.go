@@ -10,10 +10,6 @@ func (v *validator) dynamicNotGuarded(raw *rawConfig, p *Policy) {
 	if len(raw.Doors) != len(p.Doors) {
 		return
 	}
-	type opener struct {
-		door string
-		idx  int
-	}
 	guarded := make(map[PortProto]opener)
 	for i, d := range p.Doors {
 		for _, pp := range d.Open {
@@ -24,26 +20,18 @@ func (v *validator) dynamicNotGuarded(raw *rawConfig, p *Policy) {
 	}
 	for i := range p.Doors {
 		d, rd := &p.Doors[i], &raw.Doors[i]
-		if t := d.TOTP; t != nil && len(rd.TOTP) > 0 {
-			r := PortRange{Lo: t.Lo, Hi: t.Hi, Proto: t.Proto}
-			for pp, o := range guarded {
-				if o.idx != i && r.Contains(pp) {
-					v.add(errorf(rd.TOTP[0].DefRange, "TOTP range holds a guarded port", "port_range %d-%d/%s contains %s, which door %q opens: a connection to it would count as a knock. Move the range.", t.Lo, t.Hi, t.Proto, pp, o.door))
-					break
-				}
-			}
-		}
-		if rd.OneTime == nil {
-			continue
-		}
-	lines:
-		for _, s := range d.OneTime {
-			for _, pp := range s.Steps {
-				if o, bad := guarded[pp]; bad {
-					v.add(errorf(rd.OneTime.Expr.Range(), "One-time sequence uses a guarded port", "Line %d of %s knocks on %s, which door %q opens: a guarded service port cannot be a knock port, since every connection to it would count as a knock. Use a port that no door opens.", s.Line, d.OneTimeFile, pp, o.door))
-					break lines
-				}
-			}
+		switch d.Kind() {
+		case KindTOTP:
+			v.totpNotGuarded(rd, d, i, guarded)
+		case KindOneTime:
+			v.oneTimeNotGuarded(rd, d, guarded)
+		case KindStatic, KindSPA: // cross.go and spaCross
 		}
 	}
+}
+
+// opener is the door that opens a guarded port, and its index.
+type opener struct {
+	door string
+	idx  int
 }

@@ -80,12 +80,15 @@ func (v *validator) scanRisks(rd *rawDoor, d *Door, src doorSrc) {
 		}
 		v.add(warnf(at, r.Summary, "%s%s", prefix, r.Detail))
 	}
-	switch {
-	case src.seq.ok:
+	switch d.Kind() {
+	case KindStatic:
+		if !src.seq.ok {
+			return
+		}
 		for _, r := range ScanRisks(d.Name, d.Sequence, d.TCPFlags) {
 			warn(r, src.seq.expr, "")
 		}
-	case d.OneTimeFile != "":
+	case KindOneTime:
 		// One warning per kind of risk, for the first line that has it.
 		lines := map[string][]int{}
 		first := map[string]ScanRisk{}
@@ -107,10 +110,14 @@ func (v *validator) scanRisks(rd *rawDoor, d *Door, src doorSrc) {
 			}
 			warn(first[k], rd.OneTime.Expr.Range(), prefix)
 		}
-	case d.TOTP != nil && d.TOTP.Proto == TCP:
+	case KindTOTP:
+		if d.TOTP.Proto != TCP {
+			return
+		}
 		if r, ok := FlagsRisk(d.Name, d.TCPFlags, ""); ok {
 			warn(r, rd.DefRange, "")
 		}
+	case KindSPA: // one packet, no sequence to scan for
 	}
 }
 

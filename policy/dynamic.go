@@ -9,12 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/sesame-knock/sesame/onetime"
 	"github.com/sesame-knock/sesame/totp"
 )
 
@@ -86,73 +84,6 @@ func (v *validator) dynamicDoor(rd *rawDoor, d *Door) bool {
 	}
 	v.totpBlock(rd, &rd.TOTP[0], d)
 	return true
-}
-
-func (v *validator) totpBlock(rd *rawDoor, rt *rawTOTP, d *Door) {
-	t := &TOTP{Lo: DefaultTOTPLo, Hi: DefaultTOTPHi, Length: DefaultTOTPLength, Step: DefaultTOTPStep, Skew: DefaultTOTPSkew, Proto: TCP}
-	ok := true
-	if rt.PortRange != nil {
-		if s, sok := v.str(rt.PortRange, allowPortRange); sok {
-			lo, hi, err := ParsePortRange(s)
-			if err != nil {
-				v.add(errorf(rt.PortRange.Expr.Range(), "Invalid port_range", "%v: port_range is %s.", err, allowPortRange))
-				ok = false
-			} else {
-				t.Lo, t.Hi = lo, hi
-			}
-		} else {
-			ok = false
-		}
-	}
-	if rt.Length != nil {
-		n, nok := v.integer(rt.Length, MinTOTPLength, MaxTOTPLength)
-		ok = ok && nok
-		t.Length = n
-	}
-	if rt.Skew != nil {
-		n, nok := v.integer(rt.Skew, 0, MaxTOTPSkew)
-		ok = ok && nok
-		t.Skew = n
-	}
-	if rt.Step != nil {
-		s, sok := v.duration(rt.Step, DefaultTOTPStep, MinTOTPStep, MaxTOTPStep)
-		if sok && s%time.Second != 0 {
-			v.add(errorf(rt.Step.Expr.Range(), "Invalid step", "step is %s; it must be a whole number of seconds (the counter is unix seconds / step).", s))
-			sok = false
-		}
-		ok = ok && sok
-		t.Step = s
-	}
-	if rt.Protocol != nil {
-		if s, sok := v.str(rt.Protocol, allowProtocol); sok {
-			p, err := ParseProto(s)
-			if err != nil {
-				v.add(errorf(rt.Protocol.Expr.Range(), "Invalid protocol", "%v: protocol is %s.", err, allowProtocol))
-				ok = false
-			}
-			t.Proto = p
-		} else {
-			ok = false
-		}
-	}
-	if !ok {
-		return
-	}
-	if bits := totp.EntropyBits(t.Ports(), t.Length); bits < totp.MinEntropyBits {
-		rng := rt.DefRange
-		if rt.Length != nil {
-			rng = rt.Length.Expr.Range()
-		} else if rt.PortRange != nil {
-			rng = rt.PortRange.Expr.Range()
-		}
-		v.add(errorf(rng, "TOTP knock too easy to guess", "Door %q's per-knock entropy is %.1f bits (log2 of the %d-port ordered sequences of distinct ports among %d ports); at least %.0f bits are required. Widen port_range or raise length.", rd.Name, bits, t.Length, t.Ports(), totp.MinEntropyBits))
-		return
-	}
-	d.TOTP = t
-	if len(rd.Clients) == 0 {
-		v.add(errorf(rt.DefRange, "TOTP door without client", "Door %q has a totp block but no client; add client \"NAME\" { secret_file = \"/etc/sesame/NAME.key\" } blocks.", rd.Name))
-	}
-	v.clients(rd, d, v.client)
 }
 
 // clients checks the names of a door's client blocks (valid, unique) and
@@ -236,53 +167,6 @@ func upper(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// oneTime reads a door's one_time_sequences file.
-func (v *validator) oneTime(rd *rawDoor, d *Door) {
-	s, ok := v.str(rd.OneTime, allowOneTime)
-	if !ok {
-		return
-	}
-	rng := rd.OneTime.Expr.Range()
-	path := v.resolve(s)
-	seqs, err := onetime.Read(path)
-	if err != nil {
-		v.add(errorf(rng, "Invalid one_time_sequences", "Door %q: %s: %v. one_time_sequences is %s.", rd.Name, path, err, allowOneTime))
-		return
-	}
-	d.OneTimeFile = path
-	if !validDoorName(rd.Name) {
-		return // reported; the name makes the state file's name
-	}
-	d.OneTimeUsed = onetime.StateFile(v.stateDirPath, rd.Name)
-	if err := onetime.CheckWritable(v.stateDirPath); err != nil {
-		v.add(errorf(rng, "One-time state not writable", "Door %q records each sequence it grants in %s before the grant, but %v: the door could never open. Make state_dir writable for the daemon (the packaged unit's StateDirectory= provides /var/lib/sesame; ProtectSystem=strict makes everything else read-only) or set state_dir. %s itself is only read.", rd.Name, d.OneTimeUsed, err, path))
-		return
-	}
-	used, err := onetime.ReadUsed(d.OneTimeUsed)
-	if err != nil {
-		v.add(errorf(rng, "Unreadable one-time state", "Door %q: %v. That file records which sequences of %s were used; without it sesame cannot tell, so the door stays shut. Restore it, or delete it to make every uncommented line usable again.", rd.Name, err, path))
-		return
-	}
-	for _, sq := range seqs {
-		key := sq.Key()
-		if used[key] {
-			continue
-		}
-		used[key] = true // a repeated line is the same sequence: once
-		o := OneTimeSeq{Line: sq.Line, Key: key}
-		for _, st := range sq.Steps {
-			p, _ := ParseProto(st.Proto)
-			o.Steps = append(o.Steps, PortProto{Port: st.Port, Proto: p})
-		}
-		d.OneTime = append(d.OneTime, o)
-	}
-	if len(d.OneTime) == 0 {
-		v.add(warnf(rng, "One-time sequences exhausted", "%s has no unused sequence (used ones are recorded in %s): door %q refuses every knock until you add sequences and reload (SIGHUP).", path, d.OneTimeUsed, rd.Name))
-		return
-	}
-	d.Sequence = d.OneTime[0].Steps
-}
-
 // resolve makes a relative path relative to the config file's directory.
 func (v *validator) resolve(p string) string {
 	if filepath.IsAbs(p) || v.file == "" {
@@ -326,19 +210,4 @@ func ParsePortRange(s string) (lo, hi uint16, err error) {
 		return 0, 0, fmt.Errorf("%q is not a port range: %d is above %d", s, l, h)
 	}
 	return uint16(l), uint16(h), nil
-}
-
-// totpOpenOverlap refuses a TOTP range that holds a port the door opens: a
-// connection to it would count as a knock.
-func (v *validator) totpOpenOverlap(rd *rawDoor, d *Door) {
-	if d.TOTP == nil {
-		return
-	}
-	t := d.TOTP
-	for _, o := range d.Open {
-		if (PortRange{t.Lo, t.Hi, t.Proto}).Contains(o) {
-			v.add(errorf(rd.TOTP[0].DefRange, "TOTP range holds an opened port", "port_range %d-%d/%s contains %s, which door %q opens: a connection to it would count as a knock. Move the range.", t.Lo, t.Hi, t.Proto, o, rd.Name))
-			return
-		}
-	}
 }

@@ -4,13 +4,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Static reports whether the door opens on a fixed sequence: not TOTP, SPA
-// or one-time. Only such a sequence can be completed by someone who has
-// seen it once, from any address they care to spoof.
-func (d *Door) Static() bool {
-	return d.TOTP == nil && d.SPA == nil && d.OneTimeFile == ""
-}
-
 // grantAttrs validates max_grants, confirm and confirm_within; it runs once
 // the door's kind and open_for are known.
 func (v *validator) grantAttrs(rd *rawDoor, d *Door) {

@@ -40,7 +40,7 @@ func (p *Policy) KnockTraffic() KnockTraffic {
 		for _, s := range d.OneTime {
 			use(s.Steps)
 		}
-		if d.TOTP != nil {
+		if d.Kind() == KindTOTP {
 			use([]PortProto{{Proto: d.TOTP.Proto}})
 		}
 		if tcp && !slices.Contains(kt.TCP, d.TCPFlags) {

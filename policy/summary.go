@@ -18,22 +18,9 @@ func (p *Policy) Summary() string {
 	}
 	fmt.Fprintf(&b, "interfaces: %s\n", ifs)
 	fmt.Fprintf(&b, "doors:      %d\n", len(p.Doors))
-	for _, d := range p.Doors {
-		if d.SPA != nil {
-			fmt.Fprintf(&b, "  %s: spa %s, %d client(s), opens up to %s for %s\n", d.Name, d.SPA, len(d.Clients), FormatPorts(d.Open), fmtDur(d.OpenFor))
-			continue
-		}
-		fmt.Fprintf(&b, "  %s: knock %s within %s", d.Name, FormatPorts(d.Sequence), fmtDur(d.SeqTimeout))
-		if d.TCPFlags != DefaultTCPFlags {
-			fmt.Fprintf(&b, " (tcp flags %s)", d.TCPFlags)
-		}
-		fmt.Fprintf(&b, ", opens %s for %s", FormatPorts(d.Open), fmtDur(d.OpenFor))
-		if d.Confirm {
-			fmt.Fprintf(&b, " once connected within %s", fmtDur(d.ConfirmWithin))
-		}
-		if d.CloseSequence != nil {
-			fmt.Fprintf(&b, ", close %s", FormatPorts(d.CloseSequence))
-		}
+	for i := range p.Doors {
+		b.WriteString("  ")
+		p.Doors[i].summary(&b)
 		b.WriteByte('\n')
 	}
 	return b.String()

@@ -20,7 +20,7 @@ type statusDoor struct {
 func doorsOf(p *policy.Policy) []statusDoor {
 	out := make([]statusDoor, 0, len(p.Doors))
 	for _, d := range p.Doors {
-		out = append(out, statusDoor{Name: d.Name, Open: policy.FormatPorts(d.Open), OpenFor: d.OpenFor.Seconds(), Steps: len(d.Sequence)})
+		out = append(out, statusDoor{Name: d.Name, Open: policy.FormatPorts(d.Open), OpenFor: d.OpenFor.Seconds(), Steps: d.Steps()})
 	}
 	return out
 }

@@ -271,3 +271,9 @@ func (p *Policy) SPADoor(port uint16) *Door {
 func (s *SPA) String() string {
 	return fmt.Sprintf("%d/udp, max age %s, client timeout up to %s", s.Port, fmtDur(s.MaxAge), fmtDur(s.MaxOpenFor))
 }
+
+// spaSummary: "spa: spa 62201/udp, max age 2m, client timeout up to 5m,
+// 1 client(s), opens up to 22/tcp,443/tcp for 30s".
+func (d *Door) spaSummary(b *strings.Builder) {
+	fmt.Fprintf(b, "%s: spa %s, %d client(s), opens up to %s for %s", d.Name, d.SPA, len(d.Clients), FormatPorts(d.Open), fmtDur(d.OpenFor))
+}

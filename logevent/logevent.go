@@ -1,0 +1,99 @@
+// Package logevent names the events of sesame's log: the message of every
+// line the daemon writes (slog's msg, MESSAGE under journald). One event,
+// one line, with fields; the names are kebab-case and stable: tests, the
+// benchmark and users' alerting match on them. docs/design.md ("Logs")
+// lists them with their fields and levels.
+package logevent
+
+// Lifecycle.
+const (
+	Ready         = "ready"          // serving: table, interfaces, doors, closed
+	Stopping      = "stopping"       // shutting down; the table and grants stay
+	Reloaded      = "reloaded"       // SIGHUP: the new policy is in force
+	ReloadFailed  = "reload-failed"  // SIGHUP: the previous policy stays
+	RestoreFailed = "restore-failed" // a failed reload could not put the previous capture back
+	ConfigWarning = "config-warning" // a warning of the config (scan risks...) at start or reload
+	NeedsRestart  = "needs-restart"  // a reload changed what only a restart applies (metrics_listen)
+	Metrics       = "metrics"        // the metrics endpoint listens
+	MetricsFailed = "metrics-failed" // the metrics server stopped with an error
+)
+
+// Knock matcher decisions (knock.Kind), and the opens of every kind.
+const (
+	Stage   = "stage"   // debug: a step matched
+	Open    = "open"    // a grant landed: a knock, TOTP, one-time or SPA
+	Close   = "close"   // a close sequence revoked the source's grants
+	Reset   = "reset"   // an out-of-order packet dropped a source's progress
+	Timeout = "timeout" // debug: seq_timeout passed
+	// LogSummary counts the spoofable lines that the rate limit held back.
+	LogSummary = "log-summary"
+)
+
+// Grants and the nftables table.
+const (
+	GrantApplied       = "grant-applied"      // debug: a grant's share of the latency (us)
+	GrantFailed        = "grant-failed"       // a grant did not land (reason: set-full, ...)
+	RevokeFailed       = "revoke-failed"      // a close sequence's revoke did not land
+	GrantSetFull       = "grant-set-full"     // a door's set is full (max_grants)
+	ApplyRetry         = "apply-retry"        // an nftables transaction failed; retried once
+	GrantSetsRebuilt   = "grant-sets-rebuilt" // startup or reload recreated sets whose size changed
+	PendingFlushed     = "pending-flushed"    // a pending set full of unknown elements was flushed
+	TableChanged       = "table-changed"      // the table was changed under sesame; restoring it
+	TableRestored      = "table-restored"     // ... and put back
+	TableCheckFailed   = "table-check-failed"
+	TableRestoreFailed = "table-restore-failed"
+	TablePolling       = "table-polling" // the nftables monitor is unavailable: the table is polled
+)
+
+// Capture sockets and interfaces.
+const (
+	CaptureStats        = "capture-stats"        // SIGUSR1: packets, drops, truncated per socket
+	CaptureStatsFailed  = "capture-stats-failed" // a socket's counters could not be read
+	CaptureReadFailed   = "capture-read-failed"  // a socket's reader stopped; it is reopened
+	CaptureFilterLost   = "capture-filter-lost"  // a socket's filter could not be restored; reopening
+	CaptureReopenFailed = "capture-reopen-failed"
+	CaptureRebound      = "capture-rebound" // an interface came back under another index
+	InterfaceGone       = "interface-gone"  // capture waits for the interface to come back
+	InterfaceDown       = "interface-down"  // capture waits for the link to come up
+	InterfaceUp         = "interface-up"    // capture resumed
+	LinkPolling         = "link-polling"    // address and link events are unavailable: they are polled
+)
+
+// Door kinds' own state.
+const (
+	OneTimeUsed         = "one-time-used"
+	OneTimeLow          = "one-time-low"
+	OneTimeExhausted    = "one-time-exhausted"
+	OneTimeRefused      = "one-time-refused"
+	OneTimeMarkFailed   = "one-time-mark-failed"
+	OneTimeUnmarkFailed = "one-time-unmark-failed"
+	OneTimeRestored     = "one-time-restored"
+	TOTPBurnsRestored   = "totp-burns-restored" // debug
+	TOTPBurnsUnreadable = "totp-burns-unreadable"
+	TOTPBurnsNotSaved   = "totp-burns-not-saved"
+	SPARefused          = "spa-refused" // a packet on an SPA port that grants nothing (reason)
+	SPAReplayUnreadable = "spa-replay-unreadable"
+	SPAReplayNotSaved   = "spa-replay-not-saved"
+)
+
+// Hooks (on_open, on_close).
+const (
+	Hook        = "hook"         // a hook ran and exited 0
+	HookFailed  = "hook-failed"  // exited non-zero or could not start
+	HookTimeout = "hook-timeout" // killed at its time limit
+	HookDropped = "hook-dropped" // the hook queue was full
+	HookSkipped = "hook-skipped" // its grant or revoke did not land
+)
+
+// All lists every event, for docs and tests.
+var All = []string{
+	Ready, Stopping, Reloaded, ReloadFailed, RestoreFailed, ConfigWarning, NeedsRestart, Metrics, MetricsFailed,
+	Stage, Open, Close, Reset, Timeout, LogSummary,
+	GrantApplied, GrantFailed, RevokeFailed, GrantSetFull, ApplyRetry, GrantSetsRebuilt, PendingFlushed,
+	TableChanged, TableRestored, TableCheckFailed, TableRestoreFailed, TablePolling,
+	CaptureStats, CaptureStatsFailed, CaptureReadFailed, CaptureFilterLost, CaptureReopenFailed, CaptureRebound,
+	InterfaceGone, InterfaceDown, InterfaceUp, LinkPolling,
+	OneTimeUsed, OneTimeLow, OneTimeExhausted, OneTimeRefused, OneTimeMarkFailed, OneTimeUnmarkFailed, OneTimeRestored,
+	TOTPBurnsRestored, TOTPBurnsUnreadable, TOTPBurnsNotSaved, SPARefused, SPAReplayUnreadable, SPAReplayNotSaved,
+	Hook, HookFailed, HookTimeout, HookDropped, HookSkipped,
+}
