@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/sesame-knock/sesame/knockdconf"
+	"github.com/sesame-knock/sesame/migrate/knockd"
 )
 
 const convertUsage = `usage: sesame convert [FILE]
@@ -41,12 +41,12 @@ func convertMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sesame convert: %v\n", err)
 		return 1
 	}
-	f, err := knockdconf.Parse(src)
+	f, err := knockd.Parse(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame convert: %s: %v\n", path, err)
 		return 1
 	}
-	res := knockdconf.Convert(f, path)
+	res := knockd.Convert(f, path)
 	if _, err := stdout.Write(res.HCL); err != nil {
 		fmt.Fprintf(stderr, "sesame convert: write: %v\n", err)
 		return 1

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sesame-knock/sesame/fwknopconf"
+	"github.com/sesame-knock/sesame/migrate/fwknop"
 )
 
 const convertFwknopUsage = `usage: sesame convert --fwknop [FILE] [--key-dir DIR]
@@ -40,7 +40,7 @@ func convertFwknopMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sesame convert: %v\n", err)
 		return 1
 	}
-	stanzas, err := fwknopconf.Parse(src)
+	stanzas, err := fwknop.Parse(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "sesame convert: %s: %v\n", path, err)
 		return 1
@@ -52,7 +52,7 @@ func convertFwknopMain(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	res := fwknopconf.Convert(stanzas, path, dir)
+	res := fwknop.Convert(stanzas, path, dir)
 	status := 0
 	if *keyDir != "" {
 		for _, kf := range res.KeyFiles {
