@@ -62,7 +62,7 @@ func (f *flags) boolFlag(name, usage string) *bool {
 // *usageError carrying the verb's usage.
 func (f *flags) parse(args []string) ([]string, error) {
 	f.helpFlag()
-	err := f.Parse(singleDashLong(f.FlagSet, args))
+	err := f.Parse(goForms(f.FlagSet, args))
 	if err == nil {
 		return f.Args(), nil
 	}
@@ -118,28 +118,36 @@ func flagMessage(err error) string {
 	return err.Error()
 }
 
-// singleDashLong rewrites -name and -name=value to --name... for the long
-// flags of fs (names of two or more letters), before any "--": sesame's
-// verbs used Go's flag package, which takes both forms, so scripts that
-// say `sesame check -ruleset` keep working. A short-flag group never
-// spells a long flag's name in sesame's verbs.
-func singleDashLong(fs *pflag.FlagSet, args []string) []string {
-	var out []string
+// goForms rewrites the forms Go's flag package took and pflag does not,
+// before any "--": -name and -name=value for a long flag (names of two or
+// more letters) become --name..., and --x or --x=value for a one-letter
+// flag become -x... sesame's verbs used Go's flag package, so scripts that
+// say `sesame check -ruleset` or `sesame keygen --o FILE` keep working. A
+// short-flag group never spells a long flag's name in sesame's verbs.
+func goForms(fs *pflag.FlagSet, args []string) []string {
+	out := args
 	for i, a := range args {
 		if a == "--" {
 			break
 		}
-		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
-		if len(a) < 3 || a[0] != '-' || a[1] == '-' || len(name) < 2 || fs.Lookup(name) == nil {
+		if len(a) < 2 || a[0] != '-' {
 			continue
 		}
-		if out == nil {
+		var repl string
+		if a[1] != '-' {
+			if name, _, _ := strings.Cut(a[1:], "="); len(name) > 1 && fs.Lookup(name) != nil {
+				repl = "-" + a
+			}
+		} else if name, _, _ := strings.Cut(a[2:], "="); len(name) == 1 && fs.Lookup(name) == nil && fs.ShorthandLookup(name) != nil {
+			repl = a[1:]
+		}
+		if repl == "" {
+			continue
+		}
+		if &out[0] == &args[0] {
 			out = append([]string(nil), args...)
 		}
-		out[i] = "-" + a
-	}
-	if out == nil {
-		return args
+		out[i] = repl
 	}
 	return out
 }

@@ -98,6 +98,7 @@ func TestSPAFlagHabits(t *testing.T) {
 		{"--spa=" + key, "-svf90", "-Atcp/22,udp/53", "-P62202", "h"},
 		{"h", "--spa", key, "-sv", "-f", "90", "--access", "tcp/22,udp/53", "--server-port=62202"},
 		{"-spa", key, "h", "-A", "tcp/22,udp/53", "-f", "90", "-s", "-v", "-P", "62202"},
+		{"--spa", key, "h", "--A", "tcp/22,udp/53", "--f=90", "--s", "--v", "--P", "62202"},
 	} {
 		o, err := parseKnockArgs(in)
 		if err != nil {
@@ -135,6 +136,9 @@ func TestVerbFlags(t *testing.T) {
 		{args: []string{"check", "-c" + cfg, "--ruleset"}, wantOut: "table inet sesame"},
 		{args: []string{"check", "-ruleset", "-c", cfg}, wantOut: "table inet sesame"},
 		{args: []string{"check", "--ruleset=false", "-c", cfg}, wantOut: cfg + ": ok"},
+		{args: []string{"check", "--c", cfg}, wantOut: cfg + ": ok"},
+		{args: []string{"check", "-c=" + cfg}, wantOut: cfg + ": ok"},
+		{args: []string{"check", "-config", cfg}, wantOut: cfg + ": ok"},
 		{args: []string{"check", "-c", cfg, "extra"}, wantStatus: 2, wantErr: `unexpected argument "extra"`},
 		{args: []string{"check", "-x"}, wantStatus: 2, wantErr: "sesame check: unknown option -x"},
 		{args: []string{"check", "-c"}, wantStatus: 2, wantErr: "option -c needs a value"},
@@ -143,7 +147,8 @@ func TestVerbFlags(t *testing.T) {
 		{args: []string{"revoke", "-c", cfg, "--", "ssh"}, wantStatus: 2, wantErr: "want DOOR ADDR, got 1 argument(s)"},
 		{args: []string{"convert", knockd, "--key-dir", dir}, wantStatus: 2, wantErr: "--key-dir goes with --fwknop"},
 		{args: []string{"convert", knockd, "-fwknop"}, wantStatus: 1, wantErr: "knockd.conf"},
-		{args: []string{"version", "extra"}, wantStatus: 2, wantErr: "sesame version: unexpected argument"},
+		{args: []string{"version", "--short"}, wantOut: "sesame dev (commit unknown"},
+		{args: []string{"version", "--help"}, wantOut: "usage: sesame version"},
 		{args: []string{"keygen", "--force=maybe"}, wantStatus: 2, wantErr: "bad --force=maybe"},
 	}
 	for _, tt := range tests {

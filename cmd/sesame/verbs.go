@@ -21,9 +21,13 @@ func (f *flags) configFlag(usage string) *string {
 	return f.StringP("config", "c", policy.DefaultPath, usage)
 }
 
+// versionCmd prints the version. It ignores other arguments, as it always
+// has: scripts that call `sesame version --short` keep working.
 func versionCmd(args []string, stdout, _ io.Writer) error {
-	if err := newFlags("version", "version").parseNone(args); err != nil {
-		return err
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			return &helpError{usage: "usage: sesame version\n"}
+		}
 	}
 	fmt.Fprintf(stdout, "sesame %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
