@@ -75,6 +75,7 @@ func TestKnockFlagErrors(t *testing.T) {
 		{[]string{"--spa", "k", "-f", "86401", "h"}, "bad -f 86401"},
 		{[]string{"--spa", "k", "h", "h2"}, "want one HOST, got 2 operands"},
 		{[]string{"--spa", "k", "-A", "tcp/none", "h"}, `bad -A "tcp/none"`},
+		{[]string{"--spa=", "-A", "tcp/22"}, "want one HOST, got 0 operands"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

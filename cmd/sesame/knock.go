@@ -102,7 +102,7 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 	}
 	spa := spaFlags(fs)
 	operands, err := fs.parse(args)
-	if spa.KeyFile != "" {
+	if fs.Changed("spa") {
 		o.SPA = spa
 	}
 	if he := (*helpError)(nil); errors.As(err, &he) {
