@@ -30,7 +30,7 @@ test: deps lint build package
 
 # Only what needs neither root nor namespaces.
 unit:
-	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/... ./spa/... ./totp/... ./onetime/... ./migrate/...
+	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/... ./spa/... ./totp/... ./onetime/... ./migrate/... ./client/... ./internal/journal/... ./internal/secretfile/...
 
 lint: deps
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
