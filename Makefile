@@ -30,7 +30,7 @@ test: deps lint build package
 
 # Only what needs neither root nor namespaces.
 unit:
-	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/... ./spa/... ./totp/... ./onetime/... ./knockdconf/... ./fwknopconf/...
+	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/... ./spa/... ./totp/... ./onetime/... ./migrate/... ./client/... ./internal/journal/... ./internal/secretfile/...
 
 lint: deps
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./knock/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./capture/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./spa/
+	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./migrate/knockd/
 
 # The README's first command: a knock in throwaway namespaces (root).
 demo: build

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +10,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sesame-knock/sesame/client"
+	"github.com/sesame-knock/sesame/policy"
 )
 
 // sink is a TCP listener in the server namespace that accepts on every
@@ -62,22 +64,6 @@ func sockaddr(a netip.Addr, port uint16) (int, unix.Sockaddr) {
 	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(port), Addr: a.As16()}
 }
 
-// sendSYN sends exactly one TCP SYN to dst:port with a non-blocking
-// connect, then drops the socket (no RST goes out for a socket in
-// SYN_SENT). It runs in the caller's namespace.
-func sendSYN(dst netip.Addr, port uint16) error {
-	fam, sa := sockaddr(dst, port)
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
-		return fmt.Errorf("knock %s: %w", netip.AddrPortFrom(dst, port), err)
-	}
-	return nil
-}
-
 // tryConnect makes one blocking connect (bounded by timeout) and reports
 // whether it succeeded. With closed = "reject" a closed port answers at
 // once with a reset.
@@ -111,13 +97,13 @@ func knockOnce(ns *netNS, k knockSpec) (time.Duration, bool, error) {
 	var lat time.Duration
 	var ok bool
 	err := ns.Do(func() error {
+		steps := make([]policy.PortProto, len(k.Ports))
 		for i, p := range k.Ports {
-			if i > 0 {
-				time.Sleep(k.Gap)
-			}
-			if err := sendSYN(k.Dst, p); err != nil {
-				return err
-			}
+			steps[i] = policy.PortProto{Port: p, Proto: policy.TCP}
+		}
+		// As sesame knock sends them: one SYN per port, no retransmit.
+		if err := client.Knock(k.Dst, steps, k.Gap, nil); err != nil {
+			return fmt.Errorf("knock %s: %w", k.Dst, err)
 		}
 		sent := time.Now()
 		deadline := sent.Add(k.Within)

@@ -124,9 +124,9 @@ func TestHooks(t *testing.T) {
 // and man page configs passes `sesame check`.
 func TestConvertChecks(t *testing.T) {
 	t.Parallel()
-	files, _ := filepath.Glob("../knockdconf/testdata/*.conf")
+	files, _ := filepath.Glob("../migrate/knockd/testdata/*.conf")
 	if len(files) == 0 {
-		t.Fatal("no knockdconf testdata")
+		t.Fatal("no migrate/knockd testdata")
 	}
 	// One_Time_Sequences names a file on the knockd host: give each config
 	// a real one, in knockd's format, so that sesame check can read it.

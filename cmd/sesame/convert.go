@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
-	"github.com/sesame-knock/sesame/knockdconf"
+	"github.com/sesame-knock/sesame/internal/secretfile"
+	"github.com/sesame-knock/sesame/migrate"
+	"github.com/sesame-knock/sesame/migrate/fwknop"
+	"github.com/sesame-knock/sesame/migrate/knockd"
 )
 
 const convertUsage = `usage: sesame convert [FILE]
@@ -13,43 +17,94 @@ const convertUsage = `usage: sesame convert [FILE]
 Converts a knockd config (default /etc/knockd.conf) into a sesame config on
 stdout. What cannot be mapped is kept as a comment and reported on stderr
 with its knockd.conf line, as is a door that a port scan can open (with the
-odds, as sesame check says). Exit status: 0 all mapped, 2 converted with
-warnings, 1 unreadable file.
+odds, as sesame check says).
+With --fwknop, converts fwknopd's access.conf (default
+/etc/fwknop/access.conf) into sesame SPA doors. Each stanza's keys go to a
+key file DIR/fwknop-NAME.spa (mode 0600, never overwritten); without
+--key-dir the config refers to /etc/sesame/ and no key file is written (the
+keys are secrets: they are never printed).
+Exit status: 0 all mapped, 2 converted with warnings, 1 unreadable file.
 `
 
-// convertMain runs `sesame convert [FILE]`.
-func convertMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && (args[0] == "--fwknop" || args[0] == "-fwknop") {
-		return convertFwknopMain(args[1:], stdout, stderr) // convert_fwknop.go
+// convertCmd runs `sesame convert [--fwknop] [FILE] [--key-dir DIR]`: one
+// path for every converter, which prints any migrate.Result the same way.
+func convertCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("convert", "")
+	fs.text = convertUsage
+	fwk := fs.boolFlag("fwknop", "")
+	keyDir := fs.String("key-dir", "", "")
+	operands, err := fs.parse(args)
+	if err != nil {
+		return err
 	}
-	path := "/etc/knockd.conf"
-	switch {
-	case len(args) == 1 && (args[0] == "-h" || args[0] == "--help"):
-		fmt.Fprint(stdout, convertUsage)
-		return 0
-	case len(args) == 1 && len(args[0]) > 1 && args[0][0] == '-':
-		fmt.Fprintf(stderr, "sesame convert: unknown option %s\n%s", args[0], convertUsage)
-		return 2
-	case len(args) == 1:
-		path = args[0]
-	case len(args) > 1:
-		fmt.Fprintf(stderr, "sesame convert: one FILE at most\n%s", convertUsage)
-		return 2
+	if len(operands) > 1 {
+		return fs.usageErr("one FILE at most")
+	}
+	if *keyDir != "" && !*fwk {
+		return fs.usageErr("--key-dir goes with --fwknop")
+	}
+	path, convert := "/etc/knockd.conf", convertKnockd
+	if *fwk {
+		path = "/etc/fwknop/access.conf"
+		dir := "/etc/sesame"
+		if *keyDir != "" {
+			if dir, err = filepath.Abs(*keyDir); err != nil {
+				return err
+			}
+		}
+		convert = func(src []byte, source string) (migrate.Result, error) {
+			return convertFwknop(src, source, dir)
+		}
+	}
+	if len(operands) == 1 {
+		path = operands[0]
 	}
 	src, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "sesame convert: %v\n", err)
-		return 1
+		return err
 	}
-	f, err := knockdconf.Parse(src)
+	res, err := convert(src, path)
 	if err != nil {
-		fmt.Fprintf(stderr, "sesame convert: %s: %v\n", path, err)
-		return 1
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	res := knockdconf.Convert(f, path)
+	return writeResult(res, path, *keyDir != "", stdout, stderr)
+}
+
+func convertKnockd(src []byte, source string) (migrate.Result, error) {
+	f, err := knockd.Parse(src)
+	if err != nil {
+		return migrate.Result{}, err
+	}
+	return knockd.Convert(f, source), nil
+}
+
+func convertFwknop(src []byte, source, keyDir string) (migrate.Result, error) {
+	stanzas, err := fwknop.Parse(src)
+	if err != nil {
+		return migrate.Result{}, err
+	}
+	return fwknop.Convert(stanzas, source, keyDir), nil
+}
+
+// writeResult writes a conversion: its key files (when writeKeys; never
+// over an existing file), the HCL on stdout, and each warning on stderr
+// with the source's line. It returns exit status 2 when anything needs a
+// person's review.
+func writeResult(res migrate.Result, path string, writeKeys bool, stdout, stderr io.Writer) error {
+	review := false
+	if writeKeys {
+		for _, kf := range res.KeyFiles {
+			if err := secretfile.Write(kf.Path, kf.Content, false); err != nil {
+				return fmt.Errorf("key file: %w", err)
+			}
+			fmt.Fprintf(stderr, "sesame convert: wrote %s (mode 0600)\n", kf.Path)
+		}
+	} else if len(res.KeyFiles) > 0 {
+		fmt.Fprintf(stderr, "sesame convert: %d key file(s) not written (they hold secrets): rerun with --key-dir DIR to write them with mode 0600\n", len(res.KeyFiles))
+		review = true
+	}
 	if _, err := stdout.Write(res.HCL); err != nil {
-		fmt.Fprintf(stderr, "sesame convert: write: %v\n", err)
-		return 1
+		return fmt.Errorf("write: %w", err)
 	}
 	for _, w := range res.Warnings {
 		if w.Line > 0 {
@@ -60,7 +115,10 @@ func convertMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(res.Warnings) > 0 {
 		fmt.Fprintf(stderr, "sesame convert: %d warning(s); review them and the comments in the output\n", len(res.Warnings))
-		return 2
+		review = true
 	}
-	return 0
+	if review {
+		return exitStatus(2)
+	}
+	return nil
 }

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/sesame-knock/sesame/client"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -35,7 +33,11 @@ options:
                      the door's totp settings (defaults 20000-29999, 4,
                      30s, tcp: the server's defaults)
   --at TIME          derive for TIME (unix seconds or RFC 3339), not now
-PORT is 1-65535; PROTO is tcp or udp, written PORT:PROTO or PORT/PROTO.
+  --spa KEYFILE      send one SPA packet instead (sesame knock --spa KEYFILE -h
+                     lists its options)
+Options may come before, between or after the operands, until "--"; short
+ones group (-uv, -vd100). PORT is 1-65535; PROTO is tcp or udp, written
+PORT:PROTO or PORT/PROTO.
 example: sesame knock server.example.com 7000 8000:udp 9000/tcp
          sesame knock --totp ~/.sesame/alice.key server.example.com
 `
@@ -48,97 +50,87 @@ type knockOpts struct {
 	Host    string
 	Steps   []policy.PortProto
 	Help    bool
-	TOTP    totpOpts      // --totp and its options (totp.go)
+	TOTP    totpOpts      // --totp and its options
+	SPA     *spaOpts      // --spa and its options (knock_spa.go); nil: a knock
 	Wait    uint16        // --wait: the TCP port to try after knocking; 0: none
 	WaitFor time.Duration // --wait-for
 }
 
-// errUsage marks command-line mistakes (exit status 2).
-var errUsage = errors.New("usage")
-
-func usageErrorf(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+// totpOpts are `sesame knock --totp` and the door settings it may override.
+type totpOpts struct {
+	File   string
+	Door   client.TOTP
+	At     time.Time // zero: now
+	Custom bool      // a totp-only option was given
 }
 
-// parseKnockArgs parses knockd's command line, getopt_long style: short
-// flags may be grouped (-uv) and take their value attached or next (-d100,
-// -d 100), long flags take --delay=100 or --delay 100, options may come
-// anywhere before a "--", and the first operand is the host.
+// knockOnly and spaOnly name the flags of one mode, to refuse them in the
+// other.
+var (
+	knockOnly = []string{"udp", "delay", "wait", "wait-for", "totp", "port-range", "length", "step", "protocol", "at"}
+	spaOnly   = []string{"access", "fw-timeout", "allow-ip", "source-ip", "server-port", "spoof-user", "hmac-digest"}
+)
+
+// parseKnockArgs parses knock's command line, knockd's and fwknop's flags
+// in one set (see flags).
 func parseKnockArgs(args []string) (knockOpts, error) {
 	var (
-		o        knockOpts
-		udp      bool
-		operands []string
-	)
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			operands = append(operands, args[i+1:]...)
-			i = len(args)
-			continue
-		case strings.HasPrefix(a, "--"):
-			name, val, hasVal := strings.Cut(a[2:], "=")
-			switch name {
-			case "udp", "verbose", "ipv4", "ipv6", "help":
-				if hasVal {
-					return o, usageErrorf("option --%s takes no value", name)
+		o   knockOpts
+		udp bool
+		fam = func(n int) func(string) error {
+			return func(v string) error {
+				if v != "true" {
+					return usageErrorf("option --ipv%d takes no value", n)
 				}
-			case "delay", "totp", "port-range", "length", "step", "protocol", "at", "wait", "wait-for":
-				if !hasVal {
-					if i+1 >= len(args) {
-						return o, usageErrorf("option --%s needs a value", name)
-					}
-					i++
-					val = args[i]
-				}
-			default:
-				return o, usageErrorf("unknown option --%s", name)
+				o.Family = n
+				return nil
 			}
-			if err := o.set(name, val, &udp); err != nil {
-				return o, err
-			}
-		case len(a) > 1 && a[0] == '-':
-			for j := 1; j < len(a); j++ {
-				name, ok := map[byte]string{'u': "udp", 'v': "verbose", '4': "ipv4", '6': "ipv6", 'h': "help", 'd': "delay"}[a[j]]
-				if !ok {
-					return o, usageErrorf("unknown option -%c", a[j])
-				}
-				var val string
-				if name == "delay" {
-					switch {
-					case j+1 < len(a):
-						val = a[j+1:]
-					case i+1 < len(args):
-						i++
-						val = args[i]
-					default:
-						return o, usageErrorf("option -d needs a value in milliseconds")
-					}
-					j = len(a)
-				}
-				if err := o.set(name, val, &udp); err != nil {
-					return o, err
-				}
-			}
-		default:
-			operands = append(operands, a)
 		}
+		value = func(name string) func(string) error {
+			return func(v string) error { return o.set(name, v) }
+		}
+	)
+	fs := newFlags("knock", "")
+	fs.text = knockUsage
+	fs.switchFlag(&udp, "udp", "u", "")
+	fs.switchFlag(&o.Verbose, "verbose", "v", "")
+	fs.BoolFuncP("ipv4", "4", "", fam(4))
+	fs.BoolFuncP("ipv6", "6", "", fam(6))
+	fs.FuncP("delay", "d", "", value("delay"))
+	for _, name := range []string{"wait", "wait-for", "totp", "port-range", "length", "step", "protocol", "at"} {
+		fs.Func(name, "", value(name))
 	}
-	if o.Help {
-		return o, nil
+	spa := spaFlags(fs)
+	operands, err := fs.parse(args)
+	if fs.Changed("spa") {
+		o.SPA = spa
+	}
+	if he := (*helpError)(nil); errors.As(err, &he) {
+		return knockOpts{Help: true, SPA: o.SPA}, nil
+	}
+	if err != nil {
+		return o, err
+	}
+	if o.SPA != nil {
+		if err := onlyFlags(fs, knockOnly, "does not go with --spa"); err != nil {
+			return o, err
+		}
+		return o, o.spaFinish(fs, operands)
+	}
+	if err := onlyFlags(fs, spaOnly, "goes with --spa KEYFILE"); err != nil {
+		return o, err
 	}
 	if o.WaitFor != 0 && o.Wait == 0 {
 		return o, usageErrorf("--wait-for needs --wait PORT")
 	}
 	if o.Wait != 0 && o.WaitFor == 0 {
-		o.WaitFor = defaultWaitFor
+		o.WaitFor = client.DefaultWait
 	}
 	if len(operands) == 0 {
 		return o, usageErrorf("missing HOST and PORT")
 	}
 	if o.TOTP.File != "" || o.TOTP.Custom {
-		return o, o.TOTP.finish(&o, operands)
+		return o, o.totpFinish(operands)
 	}
 	if len(operands) == 1 {
 		return o, usageErrorf("missing PORT after host %q", operands[0])
@@ -154,30 +146,114 @@ func parseKnockArgs(args []string) (knockOpts, error) {
 	return o, nil
 }
 
-// set applies one option by its long name.
-func (o *knockOpts) set(name, val string, udp *bool) error {
+// onlyFlags refuses any of names that was given.
+func onlyFlags(fs *flags, names []string, why string) error {
+	for _, n := range names {
+		if f := fs.Lookup(n); f != nil && f.Changed {
+			if f.Shorthand != "" {
+				return usageErrorf("option -%s %s", f.Shorthand, why)
+			}
+			return usageErrorf("option --%s %s", n, why)
+		}
+	}
+	return nil
+}
+
+// set applies one option with a value by its long name.
+func (o *knockOpts) set(name, val string) error {
+	t := &o.TOTP
+	if name != "totp" && name != "delay" && name != "wait" && name != "wait-for" {
+		t.Custom = true
+	}
 	switch name {
-	case "udp":
-		*udp = true
-	case "verbose":
-		o.Verbose = true
-	case "ipv4":
-		o.Family = 4
-	case "ipv6":
-		o.Family = 6
-	case "help":
-		o.Help = true
-	case "totp", "port-range", "length", "step", "protocol", "at":
-		return o.TOTP.setOpt(name, val)
 	case "delay":
 		ms, err := strconv.Atoi(val)
 		if err != nil || ms < 0 {
 			return usageErrorf("bad delay %q: want a whole number of milliseconds, 0 or more", val)
 		}
 		o.Delay = time.Duration(ms) * time.Millisecond
-	default:
-		return o.setWait(name, val)
+	case "wait":
+		port, proto, _ := strings.Cut(val, "/")
+		if proto == "" {
+			port, proto, _ = strings.Cut(val, ":")
+		}
+		if proto != "" {
+			if p, err := policy.ParseProto(proto); err != nil || p != policy.TCP {
+				return usageErrorf("bad --wait %q: only a tcp port can confirm access (a connect that succeeds)", val)
+			}
+		}
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 {
+			return usageErrorf("bad --wait %q: want a port from 1 to 65535, optionally /tcp", val)
+		}
+		o.Wait = uint16(n)
+	case "wait-for":
+		d, err := time.ParseDuration(val)
+		if err != nil || d <= 0 || d > client.MaxWait {
+			return usageErrorf("bad --wait-for %q: want a duration such as 5s, at most %s", val, client.MaxWait)
+		}
+		o.WaitFor = d
+	case "totp":
+		t.File = val
+	case "port-range":
+		lo, hi, err := policy.ParsePortRange(val)
+		if err != nil {
+			return usageErrorf("bad --port-range: %v: want LO-HI, e.g. 20000-29999", err)
+		}
+		t.Door.Lo, t.Door.Hi = lo, hi
+	case "length":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < policy.MinTOTPLength || n > policy.MaxTOTPLength {
+			return usageErrorf("bad --length %q: want %d to %d", val, policy.MinTOTPLength, policy.MaxTOTPLength)
+		}
+		t.Door.Length = n
+	case "step":
+		d, err := time.ParseDuration(val)
+		if err != nil || d < time.Second || d%time.Second != 0 {
+			return usageErrorf("bad --step %q: want a whole number of seconds such as 30s", val)
+		}
+		t.Door.Step = d
+	case "protocol":
+		p, err := policy.ParseProto(val)
+		if err != nil {
+			return usageErrorf("bad --protocol: %v", err)
+		}
+		t.Door.Proto = p
+	case "at":
+		if n, err := strconv.ParseInt(val, 10, 64); err == nil {
+			t.At = time.Unix(n, 0)
+		} else if ts, err := time.Parse(time.RFC3339, val); err == nil {
+			t.At = ts
+		} else {
+			return usageErrorf("bad --at %q: want unix seconds or an RFC 3339 time", val)
+		}
 	}
+	return nil
+}
+
+// totpFinish checks the operands of a TOTP knock and derives its steps.
+func (o *knockOpts) totpFinish(operands []string) error {
+	t := &o.TOTP
+	if t.File == "" {
+		return usageErrorf("--port-range, --length, --step, --protocol and --at go with --totp SECRET_FILE")
+	}
+	if len(operands) != 1 {
+		return usageErrorf("with --totp, give HOST only (the ports are derived)")
+	}
+	o.Host = operands[0]
+	t.Door = t.Door.WithDefaults()
+	if err := t.Door.Check(); err != nil {
+		return usageErrorf("%v", err)
+	}
+	secret, err := client.ReadSecret(t.File)
+	if err != nil {
+		return err
+	}
+	at := t.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	o.Steps = t.Door.Steps(secret, at)
 	return nil
 }
 
@@ -207,124 +283,51 @@ func parseKnockPort(arg string, udp bool) (policy.PortProto, error) {
 	return pp, nil
 }
 
-// knockMain runs `sesame knock ARGS...` and returns the exit status: 0 when
-// every hit was sent, 1 on a network error, 2 on a usage error.
-func knockMain(args []string, stdout, stderr io.Writer) int {
-	if hasSPAFlag(args) {
-		return spaKnockMain(args, stdout, stderr) // spa.go
-	}
+// knockCmd runs `sesame knock ARGS...`: nil when every hit was sent (and,
+// with --wait, access was granted), a usage error, or what failed.
+func knockCmd(args []string, stdout, stderr io.Writer) error {
 	o, err := parseKnockArgs(args)
-	if err != nil && !errors.Is(err, errUsage) {
-		fmt.Fprintf(stderr, "sesame knock: %v\n", err)
-		return 1
+	use := knockUsage
+	if o.SPA != nil {
+		use = spaKnockUsage
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "sesame knock: %v\n%s", strings.TrimPrefix(err.Error(), "usage: "), knockUsage)
-		return 2
+	if ue := (*usageError)(nil); errors.As(err, &ue) {
+		ue.usage = use
 	}
-	if o.Help {
-		fmt.Fprint(stdout, knockUsage)
-		return 0
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	addr, err := resolveKnockHost(ctx, o.Host, o.Family)
-	if err != nil {
-		fmt.Fprintf(stderr, "sesame knock: %v\n", err)
-		return 1
-	}
-	for i, step := range o.Steps {
-		if i > 0 && o.Delay > 0 {
-			time.Sleep(o.Delay)
-		}
-		if o.Verbose {
-			fmt.Fprintf(stdout, "hitting %s %s\n", step.Proto, netip.AddrPortFrom(addr, step.Port))
-		}
-		if err := sendKnock(addr, step); err != nil {
-			fmt.Fprintf(stderr, "sesame knock: hit %s on %s (%s): %v\n", step, o.Host, addr, err)
-			return 1
-		}
-	}
-	if o.Wait != 0 {
-		return waitAccess(addr, o.Wait, o.WaitFor, stdout, stderr)
-	}
-	return 0
-}
-
-// resolveKnockHost turns host into one address: a literal as it is, a name
-// through the resolver, keeping the first address of the wanted family
-// (0 for any), like knockd's getaddrinfo.
-func resolveKnockHost(ctx context.Context, host string, family int) (netip.Addr, error) {
-	network := map[int]string{0: "ip", 4: "ip4", 6: "ip6"}[family]
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if (family == 4 && !a.Is4()) || (family == 6 && !a.Is6()) {
-			return netip.Addr{}, fmt.Errorf("host %s is not an IPv%d address", host, family)
-		}
-		return a, nil
-	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("resolve host %s: %w", host, err)
-	}
-	for _, a := range addrs {
-		a = a.Unmap()
-		if family == 0 || (family == 4) == a.Is4() {
-			return a, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("resolve host %s: no %s address", host, network)
-}
-
-// sendKnock sends one packet to addr at step: for TCP a single SYN (a
-// non-blocking connect, closed at once, so the kernel never retransmits),
-// for UDP a one-byte datagram.
-func sendKnock(addr netip.Addr, step policy.PortProto) error {
-	sa, family, err := sockaddr(addr, step.Port)
 	if err != nil {
 		return err
 	}
-	typ := unix.SOCK_STREAM
-	if step.Proto == policy.UDP {
-		typ = unix.SOCK_DGRAM
+	if o.Help {
+		return &helpError{usage: use}
 	}
-	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if o.SPA != nil {
+		return spaKnock(o, stdout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr, err := client.Resolve(ctx, o.Host, o.Family)
 	if err != nil {
-		return fmt.Errorf("open socket: %w", err)
+		return err
 	}
-	defer unix.Close(fd)
-	if step.Proto == policy.UDP {
-		if err := unix.Sendto(fd, []byte{0}, 0, sa); err != nil {
-			return fmt.Errorf("send datagram: %w", err)
-		}
-		return nil
-	}
-	switch err := unix.Connect(fd, sa); {
-	case err == nil, errors.Is(err, unix.EINPROGRESS), errors.Is(err, unix.ECONNREFUSED):
-		// The SYN left (or, on loopback, was answered at once).
-		return nil
-	default:
-		return fmt.Errorf("connect: %w", err)
-	}
-}
-
-// sockaddr converts addr and port into a unix socket address and family.
-func sockaddr(addr netip.Addr, port uint16) (unix.Sockaddr, int, error) {
-	if addr.Is4() {
-		return &unix.SockaddrInet4{Port: int(port), Addr: addr.As4()}, unix.AF_INET, nil
-	}
-	sa := &unix.SockaddrInet6{Port: int(port), Addr: addr.As16()}
-	if z := addr.Zone(); z != "" {
-		ifi, err := net.InterfaceByName(z)
-		if err != nil {
-			n, perr := strconv.Atoi(z)
-			if perr != nil {
-				return nil, 0, fmt.Errorf("zone of %s: %w", addr, err)
-			}
-			sa.ZoneId = uint32(n)
-		} else {
-			sa.ZoneId = uint32(ifi.Index)
+	var onHit func(policy.PortProto)
+	if o.Verbose {
+		onHit = func(step policy.PortProto) {
+			fmt.Fprintf(stdout, "hitting %s %s\n", step.Proto, netip.AddrPortFrom(addr, step.Port))
 		}
 	}
-	return sa, unix.AF_INET6, nil
+	if err := client.Knock(addr, o.Steps, o.Delay, onHit); err != nil {
+		if he := (*client.HitError)(nil); errors.As(err, &he) {
+			return fmt.Errorf("hit %s on %s (%s): %w", he.Step, o.Host, addr, he.Err)
+		}
+		return err
+	}
+	if o.Wait == 0 {
+		return nil
+	}
+	target := netip.AddrPortFrom(addr, o.Wait)
+	if err := client.WaitOpen(target, o.WaitFor); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "access granted: tcp %s is open\n", target)
+	return nil
 }

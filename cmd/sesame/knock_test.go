@@ -75,7 +75,7 @@ func TestParseKnockArgs(t *testing.T) {
 			t.Parallel()
 			got, err := parseKnockArgs(tt.in)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, errUsage) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !isUsageError(err) {
 					t.Fatalf("parseKnockArgs(%q) error = %v, want a usage error containing %q", tt.in, err, tt.wantErr)
 				}
 				return
@@ -110,15 +110,15 @@ func TestKnockMainExitStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			got := knockMain(tt.in, &stdout, &stderr)
+			got := knock(tt.in, &stdout, &stderr)
 			if got != tt.want {
-				t.Errorf("knockMain(%q) = %d, want %d; stderr: %s", tt.in, got, tt.want, stderr.String())
+				t.Errorf("knock(%q) = %d, want %d; stderr: %s", tt.in, got, tt.want, stderr.String())
 			}
 			if !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Errorf("knockMain(%q) stderr = %q, want it to contain %q", tt.in, stderr.String(), tt.wantStderr)
+				t.Errorf("knock(%q) stderr = %q, want it to contain %q", tt.in, stderr.String(), tt.wantStderr)
 			}
 			if !strings.Contains(stdout.String(), tt.wantStdout) {
-				t.Errorf("knockMain(%q) stdout = %q, want it to contain %q", tt.in, stdout.String(), tt.wantStdout)
+				t.Errorf("knock(%q) stdout = %q, want it to contain %q", tt.in, stdout.String(), tt.wantStdout)
 			}
 		})
 	}
@@ -137,8 +137,8 @@ func TestKnockSendsUDP(t *testing.T) {
 	ps := itoa(port)
 
 	var stdout, stderr bytes.Buffer
-	if got := knockMain([]string{"-v", "-u", "-d", "1", "127.0.0.1", ps, ps + ":udp"}, &stdout, &stderr); got != 0 {
-		t.Fatalf("knockMain = %d, stderr: %s", got, stderr.String())
+	if got := knock([]string{"-v", "-u", "-d", "1", "127.0.0.1", ps, ps + ":udp"}, &stdout, &stderr); got != 0 {
+		t.Fatalf("knock = %d, stderr: %s", got, stderr.String())
 	}
 	want := "hitting udp 127.0.0.1:" + ps + "\nhitting udp 127.0.0.1:" + ps + "\n"
 	if diff := cmp.Diff(want, stdout.String()); diff != "" {
@@ -180,8 +180,8 @@ func TestKnockSendsTCP(t *testing.T) {
 			ps := itoa(port)
 
 			var stdout, stderr bytes.Buffer
-			if got := knockMain([]string{"--verbose", host, ps + "/tcp"}, &stdout, &stderr); got != 0 {
-				t.Fatalf("knockMain = %d, stderr: %s", got, stderr.String())
+			if got := knock([]string{"--verbose", host, ps + "/tcp"}, &stdout, &stderr); got != 0 {
+				t.Fatalf("knock = %d, stderr: %s", got, stderr.String())
 			}
 			want := "hitting tcp " + netip.AddrPortFrom(netip.MustParseAddr(host), port).String() + "\n"
 			if diff := cmp.Diff(want, stdout.String()); diff != "" {
@@ -208,21 +208,32 @@ func TestKnockClosedTCPPortIsNotAnError(t *testing.T) {
 	port := netip.MustParseAddrPort(ln.Addr().String()).Port()
 	ln.Close()
 	var stdout, stderr bytes.Buffer
-	if got := knockMain([]string{"127.0.0.1", itoa(port)}, &stdout, &stderr); got != 0 {
-		t.Errorf("knockMain on a closed port = %d, want 0; stderr: %s", got, stderr.String())
+	if got := knock([]string{"127.0.0.1", itoa(port)}, &stdout, &stderr); got != 0 {
+		t.Errorf("knock on a closed port = %d, want 0; stderr: %s", got, stderr.String())
 	}
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
 
+// knock runs `sesame knock ARGS...` as main does and returns its exit
+// status.
+func knock(args []string, stdout, stderr io.Writer) int {
+	return run(append([]string{"knock"}, args...), stdout, stderr)
+}
+
+func isUsageError(err error) bool {
+	var ue *usageError
+	return errors.As(err, &ue)
+}
+
 func TestParseKnockTOTP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	key := dir + "/a.key"
-	if code := keygenMain([]string{"-o", key}, io.Discard, io.Discard); code != 0 {
+	if code := run([]string{"keygen", "-o", key}, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("keygen exit %d", code)
 	}
-	if code := keygenMain([]string{"-o", key}, io.Discard, io.Discard); code != 1 {
+	if code := run([]string{"keygen", "-o", key}, io.Discard, io.Discard); code != 1 {
 		t.Errorf("keygen over an existing file: exit %d, want 1", code)
 	}
 	o, err := parseKnockArgs([]string{"--port-range", "1000-1009", "--length", "8", "--at", "59", "--totp", key, "host"})
@@ -239,7 +250,7 @@ func TestParseKnockTOTP(t *testing.T) {
 		{"--length", "4", "host"},
 		{"--totp", key, "--port-range", "9-1", "host"},
 	} {
-		if _, err := parseKnockArgs(bad); !errors.Is(err, errUsage) {
+		if _, err := parseKnockArgs(bad); !isUsageError(err) {
 			t.Errorf("parseKnockArgs(%q) = %v, want a usage error", bad, err)
 		}
 	}

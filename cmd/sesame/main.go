@@ -1,8 +1,11 @@
 // Command sesame is an nftables-native port-knocking daemon and its client.
-// This file only dispatches verbs; the work lives in the packages.
+// It is thin: main dispatches the verb, each verb parses its flags
+// (flags.go), calls into the packages and returns an error, and only main
+// turns errors into an exit status (0 ok, 1 failure, 2 usage) and exits.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,46 +44,102 @@ verbs:
           write SPA keys (fwknop format) and print a ~/.fwknoprc stanza
   convert [FILE]
           convert a knockd config (default /etc/knockd.conf) to sesame HCL
+  convert --fwknop [FILE] [--key-dir DIR]
+          convert fwknopd's access.conf to sesame SPA doors
   version print version, commit and Go version
 
-The default config is /etc/sesame/sesame.hcl.
+Every verb takes -h or --help. The default config is /etc/sesame/sesame.hcl.
 `
+
+// verbFunc runs one verb. It writes its results to stdout and its warnings
+// to stderr, and returns what went wrong (see status).
+type verbFunc func(args []string, stdout, stderr io.Writer) error
+
+var verbs = map[string]verbFunc{
+	"run":     runCmd,
+	"check":   checkCmd,
+	"status":  statusCmd,
+	"grant":   grantCmd,
+	"revoke":  revokeCmd,
+	"down":    downCmd,
+	"knock":   knockCmd,
+	"keygen":  keygenCmd,
+	"convert": convertCmd,
+	"version": versionCmd,
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the verb in args[0] and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	verb, rest := args[0], args[1:]
-	switch verb {
-	case "run":
-		return runMain(rest, stderr)
-	case "check":
-		return checkMain(rest, stdout, stderr)
-	case "status":
-		return statusMain(rest, stdout, stderr)
-	case "knock":
-		return knockMain(rest, stdout, stderr)
-	case "keygen":
-		return keygenMain(rest, stdout, stderr)
-	case "convert":
-		return convertMain(rest, stdout, stderr)
-	case "grant":
-		return grantMain(rest, stdout, stderr)
-	case "revoke":
-		return revokeMain(rest, stdout, stderr)
-	case "down":
-		return downMain(rest, stdout, stderr)
-	case "version", "--version", "-version":
-		return versionMain(stdout)
+	name, rest := args[0], args[1:]
+	switch name {
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "--version", "-version":
+		name = "version"
 	}
-	fmt.Fprintf(stderr, "sesame: unknown verb %q\n\n%s", verb, usage)
-	return 2
+	verb, ok := verbs[name]
+	if !ok {
+		fmt.Fprintf(stderr, "sesame: unknown verb %q\n\n%s", name, usage)
+		return 2
+	}
+	return status(name, verb(rest, stdout, stderr), stdout, stderr)
+}
+
+// usageError is a command-line mistake: exit status 2, after
+// "sesame VERB: msg" and the usage text (if any) on stderr.
+type usageError struct {
+	msg   string
+	usage string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// usageErrorf returns a *usageError without a usage text; the flag parser
+// adds the verb's.
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// helpError is -h or --help: the verb's usage on stdout, exit status 0.
+type helpError struct{ usage string }
+
+func (e *helpError) Error() string { return "help requested" }
+
+// exitStatus ends a verb that has already said why on stderr (diagnostics
+// with file:line:col, convert's warnings) with that status.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+// status reports err the one way every verb shares and returns the exit
+// status: 0 for nil, 2 for a usage error, 1 for any other error.
+func status(verb string, err error, stdout, stderr io.Writer) int {
+	var (
+		help *helpError
+		ue   *usageError
+		st   exitStatus
+	)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.usage)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "sesame %s: %s\n%s", verb, ue.msg, ue.usage)
+		return 2
+	case errors.As(err, &st):
+		return int(st)
+	}
+	fmt.Fprintf(stderr, "sesame %s: %v\n", verb, err)
+	return 1
 }

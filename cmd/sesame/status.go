@@ -26,13 +26,13 @@ type statusGrant struct {
 	Timeout   float64 `json:"timeout_s,omitempty"`
 }
 
-func statusMain(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", stderr)
-	path := fs.String("c", policy.DefaultPath, "config `file` (for the table name)")
+func statusCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "status [-c FILE] [--table NAME] [--json]")
+	path := fs.configFlag("config `file` (for the table name)")
 	table := fs.String("table", "", "nftables table `name` (default: from the config, else sesame)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return flagStatus(err)
+	asJSON := fs.boolFlag("json", "print JSON")
+	if err := fs.parseNone(args); err != nil {
+		return err
 	}
 	name := *table
 	var doors []statusDoor
@@ -49,18 +49,15 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 	}
 	t, err := nft.New(name)
 	if err != nil {
-		fmt.Fprintf(stderr, "sesame status: %v\n", err)
-		return 1
+		return err
 	}
 	defer t.Close()
 	els, err := t.List()
 	if errors.Is(err, nft.ErrNoTable) {
-		fmt.Fprintf(stderr, "sesame status: table inet %s does not exist: sesame run has not set it up\n", name)
-		return 1
+		return fmt.Errorf("table inet %s does not exist: sesame run has not set it up", name)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "sesame status: %v\n", explainStatus(err))
-		return 1
+		return explainStatus(err)
 	}
 	slices.SortFunc(els, func(a, b nft.Element) int {
 		return cmp.Or(a.Addr.Compare(b.Addr), a.Port.Compare(b.Port), strings.Compare(a.Door, b.Door), cmp.Compare(a.Kind, b.Kind))
@@ -79,23 +76,19 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return 1
-		}
-		return 0
+		return enc.Encode(out)
 	}
 	writeDoors(stdout, *path, doors)
 	fmt.Fprintf(stdout, "table inet %s: %d grant(s)\n", name, len(els))
 	if len(els) == 0 {
-		return 0
+		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tPORT\tDOOR\tSTATE\tLEFT")
 	for _, e := range els {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Addr, e.Port, e.Door, e.Kind, e.Expires.Round(100*time.Millisecond))
 	}
-	tw.Flush()
-	return 0
+	return tw.Flush()
 }
 
 func explainStatus(err error) error {

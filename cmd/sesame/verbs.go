@@ -3,108 +3,84 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
 
 	"github.com/sesame-knock/sesame/daemon"
+	"github.com/sesame-knock/sesame/internal/journal"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
 
-// newFlags returns a flag set that reports errors on stderr and does not
-// exit the process.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("sesame "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// configFlag defines -c, --config FILE.
+func (f *flags) configFlag(usage string) *string {
+	return f.StringP("config", "c", policy.DefaultPath, usage)
 }
 
-// parse parses flags and refuses positional arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
+// versionCmd prints the version. It ignores other arguments, as it always
+// has: scripts that call `sesame version --short` keep working.
+func versionCmd(args []string, stdout, _ io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			return &helpError{usage: "usage: sesame version\n"}
+		}
 	}
-	if fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
-		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
-		return err
-	}
+	fmt.Fprintf(stdout, "sesame %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 
-// flagStatus is the exit status after a flag error: 0 when the user asked
-// for help (-h, --help; the usage went to stderr), 2 otherwise.
-func flagStatus(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	return 2
-}
-
-func versionMain(stdout io.Writer) int {
-	fmt.Fprintf(stdout, "sesame %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return 0
-}
-
-func checkMain(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", stderr)
-	path := fs.String("c", policy.DefaultPath, "config `file`")
-	ruleset := fs.Bool("ruleset", false, "print the nftables ruleset that would be installed")
-	if err := parse(fs, args); err != nil {
-		return flagStatus(err)
+func checkCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", "check [-c FILE] [--ruleset]")
+	path := fs.configFlag("config `file`")
+	ruleset := fs.boolFlag("ruleset", "print the nftables ruleset that would be installed")
+	if err := fs.parseNone(args); err != nil {
+		return err
 	}
 	p, diags := policy.Load(*path)
 	if len(diags.All()) > 0 {
 		diags.Write(stderr, false)
 	}
 	if diags.HasErrors() {
-		return 1
+		return exitStatus(1)
 	}
 	if *ruleset {
 		fmt.Fprint(stdout, nft.Ruleset(p))
-		return 0
+		return nil
 	}
 	fmt.Fprintf(stdout, "%s: ok\n%s", *path, p.Summary())
-	return 0
+	return nil
 }
 
-func runMain(args []string, stderr io.Writer) int {
-	fs := newFlags("run", stderr)
-	path := fs.String("c", policy.DefaultPath, "config `file`")
+func runCmd(args []string, _, stderr io.Writer) error {
+	fs := newFlags("run", "run [-c FILE] [--log-format text|json] [--log-level LEVEL]")
+	path := fs.configFlag("config `file`")
 	format := fs.String("log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := parse(fs, args); err != nil {
-		return flagStatus(err)
+	if err := fs.parseNone(args); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, *format, *level)
 	if err != nil {
-		fmt.Fprintf(stderr, "sesame run: %v\n", err)
-		return 2
+		return &usageError{msg: err.Error()}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err = daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log, Notify: sdNotify, Version: version, Commit: commit})
 	if cerr := (*daemon.ConfigError)(nil); errors.As(err, &cerr) {
 		cerr.Diags.Write(stderr, false)
-		return 1
+		return exitStatus(1)
 	}
-	if err != nil {
+	if err != nil && *format == "json" {
 		// A startup failure is for a person: plain text, unless the logs
 		// are JSON for a machine.
-		if *format == "json" {
-			log.Error("exit", "err", err.Error())
-		} else {
-			fmt.Fprintf(stderr, "sesame run: %v\n", err)
-		}
-		return 1
+		log.Error("exit", "err", err.Error())
+		return exitStatus(1)
 	}
-	return 0
+	return err
 }
 
 // newLogger builds the event logger. Under journald (JOURNAL_STREAM set)
@@ -118,14 +94,8 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		if os.Getenv("JOURNAL_STREAM") != "" {
-			opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-				if len(groups) == 0 && a.Key == slog.TimeKey {
-					return slog.Attr{}
-				}
-				return a
-			}
-			return slog.New(newJournalHandler(w, opts)), nil
+		if journal.Attached() {
+			return slog.New(journal.NewHandler(w, opts)), nil
 		}
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
@@ -141,24 +111,4 @@ func explainPerm(err error) error {
 		return fmt.Errorf("%w: reading nftables needs CAP_NET_ADMIN (run as root)", err)
 	}
 	return nil
-}
-
-// parseInterspersed parses fs from args with flags allowed after operands
-// (fwknop users write them anywhere) and returns the operands. When it
-// cannot go on it returns ok false and the exit status: 0 after -h, 2 for
-// a bad flag (fs has said why).
-func parseInterspersed(fs *flag.FlagSet, args []string) (operands []string, status int, ok bool) {
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, 0, false
-			}
-			return nil, 2, false
-		}
-		if fs.NArg() == 0 {
-			return operands, 0, true
-		}
-		operands = append(operands, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
 }

@@ -1,4 +1,4 @@
-package knockdconf
+package knockd
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package knockdconf
+package knockd
 
 import (
 	"fmt"
@@ -9,28 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesame-knock/sesame/migrate"
 	"github.com/sesame-knock/sesame/policy"
 )
-
-// Warning is something Convert could not map, with the knockd.conf line it
-// comes from (0 when it concerns the whole file).
-type Warning struct {
-	Line int
-	Msg  string
-}
-
-func (w Warning) String() string {
-	if w.Line == 0 {
-		return w.Msg
-	}
-	return fmt.Sprintf("line %d: %s", w.Line, w.Msg)
-}
-
-// Result is a conversion: the sesame config and what did not map.
-type Result struct {
-	HCL      []byte
-	Warnings []Warning
-}
 
 // knockd's defaults, applied where knockd.conf is silent.
 const (
@@ -80,18 +61,18 @@ type door struct {
 }
 
 type converter struct {
-	warns []Warning
+	warns []migrate.Warning
 }
 
 func (c *converter) warn(line int, format string, args ...any) {
-	c.warns = append(c.warns, Warning{Line: line, Msg: fmt.Sprintf(format, args...)})
+	c.warns = append(c.warns, migrate.Warning{Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Convert maps a parsed knockd.conf to a sesame config. source names the
 // file in the header comment. Every door in the output passes sesame's
 // validation; a door that would not is emitted commented out, with a
 // warning.
-func Convert(f *File, source string) Result {
+func Convert(f *File, source string) migrate.Result {
 	c := &converter{}
 	var (
 		globals []string // HCL lines and comments for the top level
@@ -117,8 +98,8 @@ func Convert(f *File, source string) Result {
 		d.name = uniqueName(d.section, names)
 	}
 	out := c.render(source, globals, doors)
-	slices.SortStableFunc(c.warns, func(a, b Warning) int { return a.Line - b.Line })
-	return Result{HCL: out, Warnings: c.warns}
+	slices.SortStableFunc(c.warns, func(a, b migrate.Warning) int { return a.Line - b.Line })
+	return migrate.Result{HCL: out, Warnings: c.warns}
 }
 
 // options maps the [options] section to top-level HCL and comments.

@@ -1,8 +1,8 @@
-// Package knockdconf reads knockd's configuration file (knockd 0.8,
+// Package knockd reads knockd's configuration file (knockd 0.8,
 // /etc/knockd.conf) and converts it into a sesame HCL config. Everything
 // here is pure: Parse takes bytes, Convert returns text and warnings, and
 // `sesame convert` only does the I/O.
-package knockdconf
+package knockd
 
 import (
 	"bufio"

@@ -1,9 +1,9 @@
-// Package fwknopconf converts fwknopd's access.conf into sesame SPA doors
+// Package fwknop converts fwknopd's access.conf into sesame SPA doors
 // (`sesame convert --fwknop`). Each SOURCE stanza becomes a client; stanzas
 // that open the same ports with the same timeouts share a door, since each
 // SPA door has its own UDP port. What has no sesame equivalent is reported
 // as a warning with its line, never silently dropped.
-package fwknopconf
+package fwknop
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sesame-knock/sesame/migrate"
 	"github.com/sesame-knock/sesame/spa"
 )
 
@@ -57,26 +58,6 @@ func Parse(src []byte) ([]Stanza, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// Warning is something that has no sesame equivalent, at a line of the
-// source (0: the whole file).
-type Warning struct {
-	Line int
-	Msg  string
-}
-
-// KeyFile is a key file the converted config refers to.
-type KeyFile struct {
-	Path    string
-	Content string // spa.Keys.KeyFile format: secret, write with mode 0600
-}
-
-// Result is the converted config, the key files it needs and the warnings.
-type Result struct {
-	HCL      []byte
-	KeyFiles []KeyFile
-	Warnings []Warning
 }
 
 type client struct {
@@ -126,10 +107,10 @@ var unsupported = map[string]string{
 
 // Convert turns stanzas into HCL. keyDir is where the key files go (their
 // paths in key_file); source names the input in comments.
-func Convert(stanzas []Stanza, source, keyDir string) Result {
-	var r Result
+func Convert(stanzas []Stanza, source, keyDir string) migrate.Result {
+	var r migrate.Result
 	warn := func(line int, format string, a ...any) {
-		r.Warnings = append(r.Warnings, Warning{Line: line, Msg: fmt.Sprintf(format, a...)})
+		r.Warnings = append(r.Warnings, migrate.Warning{Line: line, Msg: fmt.Sprintf(format, a...)})
 	}
 	var clients []*client
 	for i, s := range stanzas {
@@ -220,7 +201,7 @@ func Convert(stanzas []Stanza, source, keyDir string) Result {
 				c.maxFor = c.openFor
 			}
 			c.keyPath = strings.TrimSuffix(keyDir, "/") + "/fwknop-" + c.name + ".spa"
-			r.KeyFiles = append(r.KeyFiles, KeyFile{Path: c.keyPath, Content: c.keys.KeyFile()})
+			r.KeyFiles = append(r.KeyFiles, migrate.KeyFile{Path: c.keyPath, Content: c.keys.KeyFile()})
 			clients = append(clients, c)
 		}
 	}

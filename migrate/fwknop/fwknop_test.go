@@ -1,4 +1,4 @@
-package fwknopconf
+package fwknop
 
 import (
 	"os"
@@ -64,7 +64,7 @@ func TestConvert(t *testing.T) {
 	}
 	// The keys work: vector t3 (made by the real client with the raw keys
 	// fwknoptest / hmackeytest, sha1) verifies with stanza 2's keys.
-	vectors, err := os.ReadFile("../spa/testdata/fwknop-spa-vectors.txt")
+	vectors, err := os.ReadFile("../../spa/testdata/fwknop-spa-vectors.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
