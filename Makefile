@@ -56,14 +56,19 @@ bench: deps build
 	$(GO) -C bench build -trimpath -o $(CURDIR)/bin/sesame-bench ./cmd/sesame-bench
 	./bin/sesame-bench -sesame $(BIN) -out docs -micro bin/micro-bench.txt -command 'make bench'
 
-# Run each fuzz target for FUZZTIME (default 30s) beyond the seed corpus
-# that `make test` already runs.
+# Run every fuzz target (each func Fuzz* of each package of each module)
+# for FUZZTIME (default 30s) beyond the seed corpus that `make test`
+# already runs.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./policy/
-	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./knock/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./capture/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./spa/
+	@set -e; for m in $(MODULES); do \
+	  for d in $$($(GO) -C $$m list -f '{{.Dir}}' ./...); do \
+	    for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$d/*_test.go 2>/dev/null); do \
+	      echo "== $$d $$t for $(FUZZTIME)"; \
+	      $(GO) -C $$d test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) .; \
+	    done; \
+	  done; \
+	done
 
 # The README's first command: a knock in throwaway namespaces (root).
 demo: build
