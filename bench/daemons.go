@@ -44,7 +44,7 @@ func (p *proc) logTail() string {
 
 func startProc(name string, ns *nstest.NS, bin string, args ...string) (*proc, error) {
 	p := &proc{name: name, out: &syncbuf.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns.Name, bin}, args...)...)
+	p.cmd = ns.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)

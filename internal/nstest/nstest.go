@@ -128,11 +128,17 @@ func (ns *NS) Exec(t testing.TB, name string, args ...string) string {
 	return out
 }
 
+// Command is the command name args run inside the namespace (ip netns
+// exec, which execs it: the process's pid is the command's own), for
+// callers that feed it input or keep it running.
+func (ns *NS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
 // Try runs a command inside the namespace and returns its combined output
 // and the command's error as is.
 func (ns *NS) Try(name string, args ...string) (string, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := ns.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
 
