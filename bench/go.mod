@@ -1,3 +1,7 @@
+// The benchmark (package bench and bench/cmd/sesame-bench), a module of its
+// own so that its plotting library stays out of the product's go.mod. It
+// builds against the product in ../ (replace below): when a package it uses
+// gains a dependency there, run go mod tidy here too.
 module github.com/sesame-knock/sesame/bench
 
 go 1.26.0
