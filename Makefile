@@ -9,6 +9,14 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 BIN         := bin/sesame
 # go test flags; e.g. make test TESTFLAGS='-run TestX -v'
 TESTFLAGS   ?=
+# The modules with Go code: the product (go.mod) and the benchmark
+# (bench/go.mod: its plotting stays out of the product's go.mod). A
+# module's ./... stops at a nested module, so each is tested and linted in
+# turn. tools/go.mod only names the packaging tools (TOOL).
+MODULES     := . bench
+TOOL        := $(GO) tool -modfile=tools/go.mod
+# Runs $(1) in every module (go -C DIR), all of them even if one fails.
+each         = st=0; for m in $(MODULES); do $(GO) -C $$m $(1) || st=1; done; exit $$st
 
 .PHONY: all build deps test unit lint bench fuzz demo clean package man
 
@@ -26,35 +34,41 @@ deps:
 # Everything: lint, the static binary, unit, privileged and e2e tests.
 # Privileged tests skip when not root; SESAME_REQUIRE_ROOT=1 makes a skip fatal.
 test: deps lint build package
-	SESAME_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m $(TESTFLAGS) ./...
+	@export SESAME_BIN=$(CURDIR)/$(BIN); $(call each,test -count=1 -timeout 20m $(TESTFLAGS) ./...)
 
-# Only what needs neither root nor namespaces.
+# Every test that needs neither root nor namespaces: -short skips the
+# privileged ones (nstest.RequireRoot) and the slow smoke runs.
 unit:
-	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/... ./spa/... ./totp/... ./onetime/... ./migrate/... ./client/... ./internal/journal/... ./internal/secretfile/...
+	@$(call each,test -count=1 -short $(TESTFLAGS) ./...)
 
 lint: deps
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
-	$(GO) vet ./...
-	$(STATICCHECK) ./...
+	@$(call each,vet ./...)
+	@st=0; for m in $(MODULES); do (cd $$m && $(STATICCHECK) ./...) || st=1; done; exit $$st
 
 # Micro-benchmarks, then the end-to-end benchmark of sesame against knockd
 # (root, a few minutes); writes docs/PERFORMANCE.md and its two plots.
 bench: deps build
 	mkdir -p bin
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./knock/ ./capture/ ./nft/ ./bench/ | tee bin/micro-bench.txt
-	$(GO) build -trimpath -o bin/sesame-bench ./cmd/sesame-bench
+	{ $(GO) test -run '^$$' -bench . -benchmem -count 3 ./knock/ ./capture/ ./nft/ && \
+	  $(GO) -C bench test -run '^$$' -bench . -benchmem -count 3 . ; } | tee bin/micro-bench.txt
+	$(GO) -C bench build -trimpath -o $(CURDIR)/bin/sesame-bench ./cmd/sesame-bench
 	./bin/sesame-bench -sesame $(BIN) -out docs -micro bin/micro-bench.txt -command 'make bench'
 
-# Run each fuzz target for FUZZTIME (default 30s) beyond the seed corpus
-# that `make test` already runs.
+# Run every fuzz target (each func Fuzz* of each package of each module)
+# for FUZZTIME (default 30s) beyond the seed corpus that `make test`
+# already runs.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./policy/
-	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./knock/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./capture/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./spa/
-	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./migrate/knockd/
+	@set -e; for m in $(MODULES); do \
+	  for d in $$($(GO) -C $$m list -f '{{.Dir}}' ./...); do \
+	    for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$d/*_test.go 2>/dev/null); do \
+	      echo "== $$d $$t for $(FUZZTIME)"; \
+	      $(GO) -C $$d test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) .; \
+	    done; \
+	  done; \
+	done
 
 # The README's first command: a knock in throwaway namespaces (root).
 demo: build
@@ -65,18 +79,18 @@ demo: build
 clean:
 	rm -rf bin dist
 
-# Man pages from docs/*.md (go-md2man, a tool dependency in go.mod).
+# Man pages from docs/*.md (go-md2man, a tool of tools/go.mod).
 man:
 	mkdir -p dist/build
-	$(GO) tool go-md2man -in docs/sesame.8.md -out dist/build/sesame.8
-	$(GO) tool go-md2man -in docs/sesame.hcl.5.md -out dist/build/sesame.hcl.5
+	$(TOOL) go-md2man -in docs/sesame.8.md -out dist/build/sesame.8
+	$(TOOL) go-md2man -in docs/sesame.hcl.5.md -out dist/build/sesame.hcl.5
 
 # dist/sesame_<version>_amd64.deb and dist/sesame-<version>.x86_64.rpm
-# (nfpm, a tool dependency in go.mod: nothing is downloaded but modules).
+# (nfpm, a tool of tools/go.mod: nothing is downloaded but modules).
 PKGVERSION ?= $(shell ./deploy/version.sh)
 package: build man
 	cp $(BIN) dist/build/sesame
 	gzip -9nf dist/build/sesame.8 dist/build/sesame.hcl.5
 	rm -f dist/*.deb dist/*.rpm
-	VERSION='$(PKGVERSION)' $(GO) tool nfpm package -f deploy/nfpm.yaml -p deb -t dist/sesame_$(PKGVERSION)_amd64.deb
-	VERSION='$(PKGVERSION)' $(GO) tool nfpm package -f deploy/nfpm.yaml -p rpm -t dist/sesame-$(PKGVERSION).x86_64.rpm
+	VERSION='$(PKGVERSION)' $(TOOL) nfpm package -f deploy/nfpm.yaml -p deb -t dist/sesame_$(PKGVERSION)_amd64.deb
+	VERSION='$(PKGVERSION)' $(TOOL) nfpm package -f deploy/nfpm.yaml -p rpm -t dist/sesame-$(PKGVERSION).x86_64.rpm

@@ -86,7 +86,9 @@ func TestQuick(t *testing.T) {
 	bin := os.Getenv("SESAME_BIN")
 	if bin == "" {
 		bin = filepath.Join(t.TempDir(), "sesame")
-		cmd := exec.Command("go", "build", "-o", bin, "../cmd/sesame")
+		// In the product's module (..), with its dependency versions.
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/sesame")
+		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build sesame: %v: %s", err, out)

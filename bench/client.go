@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/client"
+	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -22,7 +23,7 @@ type sink struct {
 	wg sync.WaitGroup
 }
 
-func listenSink(ns *netNS, port uint16) (*sink, error) {
+func listenSink(ns *nstest.NS, port uint16) (*sink, error) {
 	s := &sink{}
 	err := ns.Do(func() error {
 		var err error
@@ -93,7 +94,7 @@ type knockSpec struct {
 // connect succeeds. It returns the time from the last knock packet sent to
 // the first successful connect (monotonic clock), and whether one
 // succeeded within the bound.
-func knockOnce(ns *netNS, k knockSpec) (time.Duration, bool, error) {
+func knockOnce(ns *nstest.NS, k knockSpec) (time.Duration, bool, error) {
 	var lat time.Duration
 	var ok bool
 	err := ns.Do(func() error {
@@ -129,7 +130,7 @@ func knockOnce(ns *netNS, k knockSpec) (time.Duration, bool, error) {
 
 // bulk connects from ns to dst:port and writes n bytes. It returns how long
 // the transfer took.
-func bulk(ns *netNS, dst netip.Addr, port uint16, n int64) (time.Duration, error) {
+func bulk(ns *nstest.NS, dst netip.Addr, port uint16, n int64) (time.Duration, error) {
 	var took time.Duration
 	err := ns.Do(func() error {
 		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(dst, port).String(), 2*time.Second)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/internal/syncbuf"
 	"github.com/sesame-knock/sesame/logevent"
 )
@@ -42,9 +43,9 @@ func (p *proc) logTail() string {
 	return strings.Join(lines, "\n")
 }
 
-func startProc(name string, ns *netNS, bin string, args ...string) (*proc, error) {
+func startProc(name string, ns *nstest.NS, bin string, args ...string) (*proc, error) {
 	p := &proc{name: name, out: &syncbuf.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns.Name, bin}, args...)...)
+	p.cmd = ns.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -138,10 +139,10 @@ type daemonKind interface {
 	Name() string
 	// Start configures the server namespace (its nftables table) and
 	// starts the daemon on iface, guarding port behind the knock ports.
-	Start(ns *netNS, dir, iface string, knock []uint16, guarded uint16) (*proc, error)
+	Start(ns *nstest.NS, dir, iface string, knock []uint16, guarded uint16) (*proc, error)
 	// FlushGrants removes every grant, so that the next knock is measured
 	// from a closed port.
-	FlushGrants(ns *netNS) error
+	FlushGrants(ns *nstest.NS) error
 	// Drops returns the packets the capture socket saw and the ones the
 	// kernel dropped, after the daemon stopped; ok is false when the
 	// daemon does not say.
@@ -165,7 +166,7 @@ type sesameKind struct {
 
 func (sesameKind) Name() string { return "sesame" }
 
-func (k sesameKind) Start(ns *netNS, dir, iface string, knock []uint16, guarded uint16) (*proc, error) {
+func (k sesameKind) Start(ns *nstest.NS, dir, iface string, knock []uint16, guarded uint16) (*proc, error) {
 	var seq []string
 	for _, p := range knock {
 		seq = append(seq, strconv.Quote(fmt.Sprintf("%d/tcp", p)))
@@ -202,7 +203,7 @@ door "bench" {
 
 // FlushGrants empties door bench's sets: its pending knocks and the grants
 // their connects confirmed (each door has its own sets).
-func (sesameKind) FlushGrants(ns *netNS) error {
+func (sesameKind) FlushGrants(ns *nstest.NS) error {
 	var cmds []string
 	for _, set := range []string{"pend4", "pend6", "open4", "open6"} {
 		cmds = append(cmds, "flush set inet sesame "+set+"_bench")

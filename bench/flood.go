@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sesame-knock/sesame/internal/nstest"
 )
 
 // floodSpec is one spoofed-source SYN flood: raw Ethernet frames written on
@@ -41,7 +43,7 @@ func (r floodResult) PPS() float64 {
 
 // flood runs the flood from inside ns until its time or count bound or
 // until stop is closed.
-func flood(ns *netNS, s floodSpec, stop <-chan struct{}) (floodResult, error) {
+func flood(ns *nstest.NS, s floodSpec, stop <-chan struct{}) (floodResult, error) {
 	var res floodResult
 	err := ns.Do(func() error {
 		var err error

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sesame-knock/sesame/internal/nstest"
 )
 
 // knockdKind runs knockd 0.8 (Debian's package) in its best case: its
@@ -45,7 +47,7 @@ case "$1" in
 esac
 `
 
-func (k knockdKind) Start(ns *netNS, dir, iface string, knock []uint16, guarded uint16) (*proc, error) {
+func (k knockdKind) Start(ns *nstest.NS, dir, iface string, knock []uint16, guarded uint16) (*proc, error) {
 	if _, err := ns.Run("nft", "list", "table", "inet", "knockd"); err != nil {
 		tbl := filepath.Join(dir, "knockd.nft")
 		if err := os.WriteFile(tbl, fmt.Appendf(nil, knockdTable, guarded), 0o600); err != nil {
@@ -93,7 +95,7 @@ func (k knockdKind) Start(ns *netNS, dir, iface string, knock []uint16, guarded 
 	return p, nil
 }
 
-func (knockdKind) FlushGrants(ns *netNS) error {
+func (knockdKind) FlushGrants(ns *nstest.NS) error {
 	_, err := ns.Run("nft", "flush set inet knockd grants4; flush set inet knockd grants6")
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/internal/spoof"
 	"github.com/sesame-knock/sesame/logevent"
 )
@@ -215,7 +216,7 @@ door "admin" {
 // sesame grant on the run's other doors, each followed by connects to its
 // port for up to a second.
 func otherGrants(bin string, t *topo, cfg, totpKey, spaKey string, got map[string]bool) error {
-	try := func(name string, ns *netNS, port uint16, args ...string) error {
+	try := func(name string, ns *nstest.NS, port uint16, args ...string) error {
 		if out, err := ns.Run(bin, args...); err != nil {
 			return fmt.Errorf("%s: %w: %s", name, err, out)
 		}

@@ -1,3 +1,9 @@
+// Package bench is the end-to-end benchmark behind `make bench`: in
+// throwaway network namespaces it runs sesame and knockd on the same
+// workloads (knock-to-grant latency, a spoofed SYN flood with a legitimate
+// client knocking through it, a bulk transfer from a granted client),
+// reads each daemon's CPU time, RSS and socket drops, and renders one table
+// with sesame/knockd ratios plus two plots.
 package bench
 
 import (
@@ -5,10 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sesame-knock/sesame/internal/nstest"
 )
 
 // Options say what to measure and for how long.
@@ -41,16 +48,17 @@ func Full(sesame, knockd string) Options {
 // The topology: one server and one client joined by a veth pair. The
 // flood comes from the client's side of the same link, so the legitimate
 // knocks and the flood share the server's capture socket.
+// Its addresses and interfaces are nstest's ClientLink, the e2e tests'.
 var (
-	server4 = netip.MustParseAddr("192.0.2.1")
-	client4 = netip.MustParseAddr("192.0.2.2")
-	server6 = netip.MustParseAddr("2001:db8:1::1")
-	client6 = netip.MustParseAddr("2001:db8:1::2")
+	server4 = nstest.ServerClient4
+	client4 = nstest.Client4
+	server6 = nstest.ServerClient6
+	client6 = nstest.Client6
 )
 
 const (
-	ifServer = "s-cli"
-	ifClient = "eth-srv"
+	ifServer = nstest.IfServerToClient
+	ifClient = nstest.IfPeer
 	guarded  = 2222
 )
 
@@ -115,42 +123,39 @@ func Run(opts Options) ([]Result, error) {
 }
 
 type topo struct {
-	srv, cli       *netNS
+	srv, cli       *nstest.NS
 	srvMAC, cliMAC net.HardwareAddr
 }
 
 func newTopo() (*topo, error) {
-	srv, err := newNS("srv")
+	srv, err := nstest.Create("bsrv")
 	if err != nil {
 		return nil, err
 	}
-	cli, err := newNS("cli")
+	cli, err := nstest.Create("bcli")
 	if err != nil {
-		srv.Delete()
+		_ = srv.Close()
 		return nil, err
 	}
 	t := &topo{srv: srv, cli: cli}
 	steps := []struct {
-		ns   *netNS
+		ns   *nstest.NS
 		args []string
 	}{
 		// No duplicate address detection: every address, link-local
 		// included, is usable at once (knockd reads them at startup).
 		{srv, []string{"sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"}},
 		{cli, []string{"sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"}},
-		{srv, []string{"ip", "link", "add", ifServer, "type", "veth", "peer", "name", ifClient, "netns", cli.Name}},
-		{srv, []string{"ip", "addr", "add", server4.String() + "/24", "dev", ifServer}},
-		{srv, []string{"ip", "addr", "add", server6.String() + "/64", "dev", ifServer, "nodad"}},
-		{srv, []string{"ip", "link", "set", ifServer, "up"}},
-		{cli, []string{"ip", "addr", "add", client4.String() + "/24", "dev", ifClient}},
-		{cli, []string{"ip", "addr", "add", client6.String() + "/64", "dev", ifClient, "nodad"}},
-		{cli, []string{"ip", "link", "set", ifClient, "up"}},
 	}
 	for _, s := range steps {
 		if _, err := s.ns.Run(s.args[0], s.args[1:]...); err != nil {
 			t.Delete()
 			return nil, err
 		}
+	}
+	if err := nstest.Join(srv, cli, nstest.ClientLink); err != nil {
+		t.Delete()
+		return nil, err
 	}
 	if t.srvMAC, err = mac(srv, ifServer); err == nil {
 		t.cliMAC, err = mac(cli, ifClient)
@@ -163,11 +168,11 @@ func newTopo() (*topo, error) {
 }
 
 func (t *topo) Delete() {
-	t.cli.Delete()
-	t.srv.Delete()
+	_ = t.cli.Close()
+	_ = t.srv.Close()
 }
 
-func mac(ns *netNS, iface string) (net.HardwareAddr, error) {
+func mac(ns *nstest.NS, iface string) (net.HardwareAddr, error) {
 	out, err := ns.Run("ip", "-j", "link", "show", "dev", iface)
 	if err != nil {
 		return nil, err
@@ -182,7 +187,7 @@ func mac(ns *netNS, iface string) (net.HardwareAddr, error) {
 }
 
 // rxPackets is the count of packets the interface received.
-func rxPackets(ns *netNS, iface string) int64 {
+func rxPackets(ns *nstest.NS, iface string) int64 {
 	out, err := ns.Run("ip", "-j", "-s", "link", "show", "dev", iface)
 	if err != nil {
 		return 0

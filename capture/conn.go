@@ -169,12 +169,6 @@ func open(ifname string, p *policy.Policy, spa bool, opts []Option) (*Conn, erro
 	return c, nil
 }
 
-// OpenInNetNS is Open inside the network namespace whose open file
-// descriptor is nsFD.
-func OpenInNetNS(nsFD int, ifname string, p *policy.Policy, opts ...Option) (*Conn, error) {
-	return Open(ifname, p, append(opts, WithNetNS(nsFD))...)
-}
-
 // newConn sets up the bound socket's buffer or ring; the filter still
 // drops everything.
 func newConn(pc *packet.Conn, spa bool, o options) (*Conn, error) {

@@ -18,6 +18,12 @@ import (
 	"github.com/sesame-knock/sesame/policy"
 )
 
+// openIn is Open inside the network namespace whose open file descriptor
+// is nsFD.
+func openIn(nsFD int, ifname string, p *policy.Policy, opts ...Option) (*Conn, error) {
+	return Open(ifname, p, append(opts, WithNetNS(nsFD))...)
+}
+
 // vethPair makes two namespaces joined by a veth pair: vA in the first
 // (192.0.2.1, 2001:db8::1), vB in the second (192.0.2.2, 2001:db8::2).
 func vethPair(t *testing.T) (ns1, ns2 *nstest.NS) {
@@ -189,7 +195,7 @@ func testConn(t *testing.T, wantRing bool, opts ...Option) {
 		policy.PortProto{Port: 7000, Proto: policy.TCP},
 		policy.PortProto{Port: 8000, Proto: policy.UDP},
 		policy.PortProto{Port: 8500, Proto: policy.UDP})
-	c, err := OpenInNetNS(ns1.FD(), "vA", p, opts...)
+	c, err := openIn(ns1.FD(), "vA", p, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +284,7 @@ func testConn(t *testing.T, wantRing bool, opts ...Option) {
 
 func TestConnCloseUnblocksRead(t *testing.T) {
 	ns1, _ := vethPair(t)
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 7000, Proto: policy.TCP}))
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 7000, Proto: policy.TCP}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +315,7 @@ func TestConnCloseUnblocksRead(t *testing.T) {
 
 func TestOpenUnknownInterface(t *testing.T) {
 	ns1 := nstest.New(t, "cap0")
-	if _, err := OpenInNetNS(ns1.FD(), "nosuch0", knockPolicy()); err == nil {
+	if _, err := openIn(ns1.FD(), "nosuch0", knockPolicy()); err == nil {
 		t.Fatal("Open on a missing interface: no error")
 	}
 }
@@ -318,7 +324,7 @@ func TestOpenUnknownInterface(t *testing.T) {
 // steady state.
 func TestReadHitAllocs(t *testing.T) {
 	ns1, ns2 := vethPair(t)
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP}))
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,16 +65,6 @@ var datagram = layout{
 	pktType:   bpf.LoadExtension{Num: bpf.ExtType},
 }
 
-// rawTest is an Ethernet frame without extension loads, so the x/net/bpf VM
-// can run the program. The VM has no pkttype, so test frames carry the
-// pkttype the kernel would report in the last byte of the destination MAC
-// address (byte 5). Only tests use it.
-var rawTest = layout{
-	base:      14,
-	etherType: bpf.LoadAbsolute{Off: 12, Size: 2},
-	pktType:   bpf.LoadAbsolute{Off: 5, Size: 1},
-}
-
 // Filter returns the classic BPF program for the policy, for a socket in
 // packet.Datagram mode (the packet starts at the IP header; the ethertype
 // comes from the ExtProto extension, the pkttype from ExtType).
@@ -97,14 +87,9 @@ func Filter(p *policy.Policy) ([]bpf.Instruction, error) {
 	return program(p, datagram)
 }
 
-// filterRaw is Filter for a frame that starts at the Ethernet header, with
-// the test pkttype convention of rawTest, for unit tests in the VM.
-func filterRaw(p *policy.Policy) ([]bpf.Instruction, error) {
-	return program(p, rawTest)
-}
-
-// program generates the filter for one layout. Both layouts share every
-// instruction except the ethertype and pkttype loads and the base offset.
+// program generates the filter for one layout (the tests' is rawTest, in
+// vm_test.go). Layouts share every instruction except the ethertype and
+// pkttype loads and the base offset.
 //
 //	    ld pkttype; jne HOST → drop
 //	    ld ethertype; jeq IPv4 → v4; jeq IPv6 → v6; drop

@@ -57,7 +57,7 @@ func nextFrame(t *testing.T, c *Conn) rawFrame {
 // extension header puts its UDP header in the last bytes of snapExt.
 func TestRingLayout(t *testing.T) {
 	ns1, ns2 := vethPair(t)
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP}))
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestSocketTruncated(t *testing.T) {
 	ns1, ns2 := vethPair(t)
 	ns1.Exec(t, "ip", "link", "set", "vA", "mtu", "9000")
 	ns2.Exec(t, "ip", "link", "set", "vB", "mtu", "9000")
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP}), WithRing(-1))
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.UDP}), WithRing(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestSetPolicyRefusesBigSnap(t *testing.T) {
 	ns1, ns2 := vethPair(t)
 	// The old filter: TCP steps only, so UDP is dropped; the new one
 	// would pass every UDP datagram.
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.TCP}))
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(policy.PortProto{Port: 8000, Proto: policy.TCP}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestOpenUnderLoadInOrder(t *testing.T) {
 	var hs [64]knock.Hit
 	bad, read := 0, 0
 	for range 40 {
-		c, err := OpenInNetNS(ns1.FD(), "vA", p)
+		c, err := openIn(ns1.FD(), "vA", p)
 		if err != nil {
 			t.Fatal(err)
 		}

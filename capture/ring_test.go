@@ -29,7 +29,7 @@ func udps(addr string, n int) []func() error {
 // arrival, without allocating.
 func TestReadHitsBatch(t *testing.T) {
 	ns1, ns2 := vethPair(t)
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(
 		policy.PortProto{Port: 8000, Proto: policy.UDP}, policy.PortProto{Port: 8500, Proto: policy.UDP}))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestReadHitsBatch(t *testing.T) {
 // held 48 bytes): it is read in order between the short packets around it.
 func TestRingLongPacket(t *testing.T) {
 	ns1, ns2 := vethPair(t)
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(
 		policy.PortProto{Port: 8000, Proto: policy.UDP}, policy.PortProto{Port: 8500, Proto: policy.UDP}))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func udpBig(addr string, n int) func() error {
 // them, and that every packet it did place is read.
 func TestRingDrops(t *testing.T) {
 	ns1, ns2 := vethPair(t)
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(
 		policy.PortProto{Port: 8000, Proto: policy.UDP}), WithRing(ringBlock))
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestRingDrops(t *testing.T) {
 // on the socket does not cost a packet.
 func TestRingInterfaceDownUp(t *testing.T) {
 	ns1, ns2 := vethPair(t)
-	c, err := OpenInNetNS(ns1.FD(), "vA", knockPolicy(
+	c, err := openIn(ns1.FD(), "vA", knockPolicy(
 		policy.PortProto{Port: 8000, Proto: policy.UDP}, policy.PortProto{Port: 8500, Proto: policy.UDP}))
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ func spaConn(t *testing.T) (spaC, knockC *Conn, ns2 *nstest.NS) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spaC.Close() })
-	if knockC, err = OpenInNetNS(ns1.FD(), "vA", spaPolicy()); err != nil {
+	if knockC, err = openIn(ns1.FD(), "vA", spaPolicy()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { knockC.Close() })

@@ -20,11 +20,6 @@ func SPAFilter(p *policy.Policy) ([]bpf.Instruction, error) {
 	return spaProgram(p.SPAPorts(), datagram)
 }
 
-// spaFilterRaw is SPAFilter for the x/net/bpf VM (see rawTest).
-func spaFilterRaw(p *policy.Policy) ([]bpf.Instruction, error) {
-	return spaProgram(p.SPAPorts(), rawTest)
-}
-
 // spaProgram generates the SPA filter. X holds the offset of the header
 // being looked at (from the IP header), A its protocol number; each step
 // of the unrolled IPv6 walk moves X past one extension header. A load past

@@ -35,7 +35,7 @@ func spoofedSrc(i int) netip.Addr {
 func spoofer(t *testing.T, e *env) *spoof.Sender {
 	t.Helper()
 	var mac net.HardwareAddr
-	if err := inNS(e.Server, func() error {
+	if err := e.Server.Do(func() error {
 		ifi, err := net.InterfaceByName(IfServerToStranger)
 		if err == nil {
 			mac = ifi.HardwareAddr
@@ -45,7 +45,7 @@ func spoofer(t *testing.T, e *env) *spoof.Sender {
 		t.Fatal(err)
 	}
 	var s *spoof.Sender
-	if err := inNS(e.Stranger, func() error {
+	if err := e.Stranger.Do(func() error {
 		var err error
 		s, err = spoof.Open(IfPeer, mac)
 		return err

@@ -68,7 +68,7 @@ func TestAttackLogFlood(t *testing.T) {
 // ports in turn. It returns the number of packets sent.
 func spoofSYNPairs(ns *nstest.NS, dst netip.Addr, n int, ports ...uint16) (int, error) {
 	sent := 0
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 		if err != nil {
 			return err

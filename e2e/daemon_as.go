@@ -89,9 +89,8 @@ func StartDaemonWith(t testing.TB, ns *nstest.NS, path, bin string, wrap, env []
 		bin = SesameBin
 	}
 	d := &Daemon{NS: ns, Config: path, log: &syncbuf.Buffer{}, done: make(chan struct{})}
-	args := append([]string{"netns", "exec", ns.Name}, wrap...)
-	args = append(args, bin, "run", "-c", path, "--log-format", "json", "--log-level", "debug")
-	d.cmd = exec.Command("ip", args...)
+	argv := append(append([]string{}, wrap...), bin, "run", "-c", path, "--log-format", "json", "--log-level", "debug")
+	d.cmd = ns.Command(argv[0], argv[1:]...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout = d.log
 	d.cmd.Stderr = d.log

@@ -43,7 +43,7 @@ type RawSender struct {
 // frames to dstMAC. Close it when done.
 func OpenRawSender(ns *nstest.NS, ifname string, dstMAC net.HardwareAddr) (*RawSender, error) {
 	s := &RawSender{fd: -1, dstMAC: dstMAC}
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
@@ -72,7 +72,7 @@ func OpenRawSender(ns *nstest.NS, ifname string, dstMAC net.HardwareAddr) (*RawS
 // MAC returns the hardware address of ifname in ns.
 func MAC(ns *nstest.NS, ifname string) (net.HardwareAddr, error) {
 	var mac net.HardwareAddr
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err

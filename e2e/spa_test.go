@@ -77,7 +77,7 @@ func fwknop(t *testing.T, ns *nstest.NS, server netip.Addr, key, hmacKey string,
 // sendUDP sends payload from ns to to:port in one datagram.
 func sendUDP(t *testing.T, ns *nstest.NS, to netip.Addr, port uint16, payload []byte) {
 	t.Helper()
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(to, port)))
 		if err != nil {
 			return err

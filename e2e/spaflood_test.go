@@ -25,7 +25,7 @@ func TestSPAFlood(t *testing.T) {
 	flooded := make(chan int, 1)
 	go func() {
 		sent := 0
-		err := inNS(e.Stranger, func() error {
+		err := e.Stranger.Do(func() error {
 			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ServerStranger4, 62201)))
 			if err != nil {
 				return err

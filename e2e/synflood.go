@@ -46,7 +46,7 @@ type FloodSpec struct {
 func StartSYNFlood(t testing.TB, s FloodSpec) *SYNFlood {
 	t.Helper()
 	var dstMAC, srcMAC net.HardwareAddr
-	err := inNS(s.To, func() error {
+	err := s.To.Do(func() error {
 		ifi, err := net.InterfaceByName(s.PeerIface)
 		if err == nil {
 			dstMAC = ifi.HardwareAddr
@@ -55,7 +55,7 @@ func StartSYNFlood(t testing.TB, s FloodSpec) *SYNFlood {
 	})
 	fd := -1
 	if err == nil {
-		err = inNS(s.From, func() error {
+		err = s.From.Do(func() error {
 			ifi, err := net.InterfaceByName(s.Iface)
 			if err != nil {
 				return err

@@ -11,13 +11,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
 )
@@ -25,23 +22,24 @@ import (
 // SesameBin is the sesame binary under test; TestMain sets it.
 var SesameBin string
 
-// Addresses of the topology (documentation ranges only).
+// The topology's addresses and interface names: nstest's, under the names
+// the tests use.
 var (
-	ServerClient4   = netip.MustParseAddr("192.0.2.1")
-	Client4         = netip.MustParseAddr("192.0.2.2")
-	ServerClient6   = netip.MustParseAddr("2001:db8:1::1")
-	Client6         = netip.MustParseAddr("2001:db8:1::2")
-	ServerStranger4 = netip.MustParseAddr("198.51.100.1")
-	Stranger4       = netip.MustParseAddr("198.51.100.2")
-	ServerStranger6 = netip.MustParseAddr("2001:db8:2::1")
-	Stranger6       = netip.MustParseAddr("2001:db8:2::2")
+	ServerClient4   = nstest.ServerClient4
+	Client4         = nstest.Client4
+	ServerClient6   = nstest.ServerClient6
+	Client6         = nstest.Client6
+	ServerStranger4 = nstest.ServerStranger4
+	Stranger4       = nstest.Stranger4
+	ServerStranger6 = nstest.ServerStranger6
+	Stranger6       = nstest.Stranger6
 )
 
 // Interface names. The server's are the ones the daemon captures on.
 const (
-	IfServerToClient   = "s-cli"
-	IfServerToStranger = "s-str"
-	IfPeer             = "eth-srv" // the client's and the stranger's link to the server
+	IfServerToClient   = nstest.IfServerToClient
+	IfServerToStranger = nstest.IfServerToStranger
+	IfPeer             = nstest.IfPeer // the client's and the stranger's link to the server
 )
 
 // Topo is a server joined to a client and a stranger by veth pairs.
@@ -49,9 +47,8 @@ type Topo struct {
 	Server, Client, Stranger *nstest.NS
 }
 
-// NewTopo builds the three namespaces and their links; everything is deleted
-// when the test ends. The veths are created directly inside the namespaces:
-// the root namespace never sees them.
+// NewTopo builds the three namespaces and their links (nstest.ClientLink
+// and nstest.StrangerLink); everything is deleted when the test ends.
 func NewTopo(t testing.TB) *Topo {
 	t.Helper()
 	tp := &Topo{
@@ -59,37 +56,13 @@ func NewTopo(t testing.TB) *Topo {
 		Client:   nstest.New(t, "cli"),
 		Stranger: nstest.New(t, "str"),
 	}
-	link := func(peer *nstest.NS, ifServer string, srv4, peer4, srv6, peer6 netip.Addr) {
-		tp.Server.Exec(t, "ip", "link", "add", ifServer, "type", "veth", "peer", "name", IfPeer, "netns", peer.Name)
-		tp.Server.Exec(t, "ip", "addr", "add", srv4.String()+"/24", "dev", ifServer)
-		tp.Server.Exec(t, "ip", "addr", "add", srv6.String()+"/64", "dev", ifServer, "nodad")
-		tp.Server.Exec(t, "ip", "link", "set", ifServer, "up")
-		peer.Exec(t, "ip", "addr", "add", peer4.String()+"/24", "dev", IfPeer)
-		peer.Exec(t, "ip", "addr", "add", peer6.String()+"/64", "dev", IfPeer, "nodad")
-		peer.Exec(t, "ip", "link", "set", IfPeer, "up")
+	if err := nstest.Join(tp.Server, tp.Client, nstest.ClientLink); err != nil {
+		t.Fatal(err)
 	}
-	link(tp.Client, IfServerToClient, ServerClient4, Client4, ServerClient6, Client6)
-	link(tp.Stranger, IfServerToStranger, ServerStranger4, Stranger4, ServerStranger6, Stranger6)
+	if err := nstest.Join(tp.Server, tp.Stranger, nstest.StrangerLink); err != nil {
+		t.Fatal(err)
+	}
 	return tp
-}
-
-// inNS runs f on an OS thread that has entered ns's network namespace.
-// Sockets keep the namespace they were created in, so a listener or a
-// connection made in f stays there after f returns.
-func inNS(ns *nstest.NS, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is never unlocked: when this goroutine ends, the
-		// runtime discards the thread instead of reusing it in the
-		// wrong namespace.
-		if err := unix.Setns(ns.FD(), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("enter namespace %s: %w", ns.Name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
 }
 
 // Listen starts an echo server on every address of ns at port (TCP, IPv4
@@ -98,7 +71,7 @@ func inNS(ns *nstest.NS, f func() error) error {
 func Listen(t testing.TB, ns *nstest.NS, port uint16) {
 	t.Helper()
 	var ln net.Listener
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		var err error
 		ln, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(int(port))))
 		return err
@@ -150,7 +123,7 @@ type Conn struct {
 // once.
 func Dial(ns *nstest.NS, addr netip.Addr, port uint16, timeout time.Duration) (*Conn, error) {
 	var c net.Conn
-	err := inNS(ns, func() error {
+	err := ns.Do(func() error {
 		var err error
 		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, port).String(), timeout)
 		return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -47,7 +46,7 @@ func mustEnsure(t testing.TB, tbl *Table, p *policy.Policy) {
 // nftLoad feeds text to nft -f - inside ns.
 func nftLoad(t *testing.T, ns *nstest.NS, text string, args ...string) {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, "nft"}, append(args, "-f", "-")...)...)
+	cmd := ns.Command("nft", append(args, "-f", "-")...)
 	cmd.Stdin = strings.NewReader(text)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nft %v -f - : %v: %s\ninput:\n%s", args, err, out, text)
