@@ -30,7 +30,7 @@ test: deps lint build package
 
 # Only what needs neither root nor namespaces.
 unit:
-	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/... ./spa/... ./totp/... ./onetime/... ./knockdconf/... ./fwknopconf/...
+	$(GO) test -count=1 -short $(TESTFLAGS) ./policy/... ./knock/... ./capture/... ./cmd/... ./spa/... ./totp/... ./onetime/... ./knockdconf/... ./fwknopconf/... ./internal/fuzzlist/...
 
 lint: deps
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -46,14 +46,30 @@ bench: deps build
 	$(GO) build -trimpath -o bin/sesame-bench ./cmd/sesame-bench
 	./bin/sesame-bench -sesame $(BIN) -out docs -micro bin/micro-bench.txt -command 'make bench'
 
-# Run each fuzz target for FUZZTIME (default 30s) beyond the seed corpus
-# that `make test` already runs.
-FUZZTIME ?= 30s
+# Every fuzz target, as DIR:Target (DIR relative to the module root).
+# internal/fuzzlist's test fails when a func Fuzz exists that this list
+# does not name, or the list names one that does not exist.
+FUZZ_TARGETS := \
+	policy:FuzzParse \
+	knock:FuzzMatcher \
+	capture:FuzzDecode \
+	capture:FuzzPipeline \
+	spa:FuzzVerify \
+	spa:FuzzParsePlaintext \
+	knockdconf:FuzzConvert \
+	fwknopconf:FuzzConvert
+
+# Run each fuzz target, one after the other, for FUZZTIME (default 30s)
+# beyond the seed corpus that `make test` already runs; e.g.
+# make fuzz FUZZTIME=10m FUZZFLAGS='-parallel 1'. See docs/FUZZING.md.
+FUZZTIME  ?= 30s
+FUZZFLAGS ?=
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./policy/
-	$(GO) test -run '^$$' -fuzz '^FuzzMatcher$$' -fuzztime $(FUZZTIME) ./knock/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./capture/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./spa/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  dir=$${t%%:*}; name=$${t##*:}; \
+	  echo "== ./$$dir $$name for $(FUZZTIME)"; \
+	  $(GO) test -timeout 0 -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./$$dir/; \
+	done
 
 # The README's first command: a knock in throwaway namespaces (root).
 demo: build
