@@ -58,14 +58,21 @@ bench: deps build
 
 # Run every fuzz target (each func Fuzz* of each package of each module)
 # for FUZZTIME (default 30s) beyond the seed corpus that `make test`
-# already runs.
+# already runs; FUZZFLAGS adds flags (e.g. FUZZFLAGS='-parallel 1'). The
+# targets are found, not listed, so none can be forgotten. -timeout 0:
+# go test's default 10-minute timeout would end a 10-minute run.
 FUZZTIME ?= 30s
+FUZZFLAGS ?=
+# FUZZ selects targets by an extended regexp on "DIR Target", e.g.
+# FUZZ=FuzzPipeline or FUZZ='migrate/'.
+FUZZ ?= .
 fuzz:
 	@set -e; for m in $(MODULES); do \
 	  for d in $$($(GO) -C $$m list -f '{{.Dir}}' ./...); do \
 	    for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$d/*_test.go 2>/dev/null); do \
+	      echo "$$d $$t" | grep -qE '$(FUZZ)' || continue; \
 	      echo "== $$d $$t for $(FUZZTIME)"; \
-	      $(GO) -C $$d test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) .; \
+	      $(GO) -C $$d test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 0 $(FUZZFLAGS) .; \
 	    done; \
 	  done; \
 	done

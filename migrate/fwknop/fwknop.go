@@ -126,8 +126,8 @@ func Convert(stanzas []Stanza, source, keyDir string) migrate.Result {
 				for p := range strings.SplitSeq(e.Value, ",") {
 					p = strings.ToLower(strings.TrimSpace(p))
 					a, err := spa.ParseAccess(p)
-					if err != nil || (a.Proto != "tcp" && a.Proto != "udp") {
-						warn(e.Line, "OPEN_PORTS entry %q: only tcp/PORT and udp/PORT are supported", p)
+					if err != nil || (a.Proto != "tcp" && a.Proto != "udp") || a.Port == 0 {
+						warn(e.Line, "OPEN_PORTS entry %q: only tcp/PORT and udp/PORT (1 to 65535) are supported", p)
 						continue
 					}
 					if pp := fmt.Sprintf("%d/%s", a.Port, a.Proto); !slices.Contains(c.ports, pp) {

@@ -16,6 +16,7 @@ func (c *converter) render(source string, globals []string, doors []*door) []byt
 	fmt.Fprintf(&b, "# sesame config converted from %s by `sesame convert`.\n", source)
 	b.WriteString("# Review it, then validate it: sesame check -c FILE\n")
 	var accepted strings.Builder
+	standIns := 0
 	if len(globals) > 0 {
 		b.WriteString("\n")
 		for _, g := range globals {
@@ -37,12 +38,14 @@ func (c *converter) render(source string, globals []string, doors []*door) []byt
 		}
 		body := d.hcl()
 		if d.off == "" {
-			candidate := accepted.String() + d.checkable(body)
-			if _, diags := policy.Parse("converted.hcl", []byte(candidate)); diags.HasErrors() {
+			// accepted holds the checkable form, so that a door whose
+			// one-time file is missing here does not fail the next ones.
+			checkable := d.checkable(body, &standIns)
+			if _, diags := policy.Parse("converted.hcl", []byte(accepted.String()+checkable)); diags.HasErrors() {
 				d.off = "sesame rejects it: " + firstError(diags)
 				c.warn(d.line, "[%s] %s; emitted commented out", d.section, d.off)
 			} else {
-				accepted.WriteString(body)
+				accepted.WriteString(checkable)
 				c.scanRisks(d)
 			}
 		}
@@ -163,8 +166,9 @@ func firstError(d policy.Diagnostics) string {
 
 // checkable returns the door as sesame's parser can check it here: a
 // one-time sequence file that exists only on the knockd host is replaced by
-// a sequence nothing else uses (the warning about the file was given).
-func (d *door) checkable(body string) string {
+// standIn(n), and n counts the stand-ins used (the warning about the file
+// was given).
+func (d *door) checkable(body string, n *int) string {
 	if d.oneTime == "" {
 		return body
 	}
@@ -172,7 +176,14 @@ func (d *door) checkable(body string) string {
 		return body
 	}
 	line := fmt.Sprintf("  %-14s = %s\n", "one_time_sequences", hclString(d.oneTime))
-	return strings.Replace(body, line, fmt.Sprintf("  %-14s = %s\n", "sequence", `["65533/udp", "65534/udp", "65535/udp"]`), 1)
+	*n++
+	return strings.Replace(body, line, fmt.Sprintf("  %-14s = %s\n", "sequence", standIn(*n)), 1)
+}
+
+// standIn is the n-th sequence that stands in for a missing one-time file:
+// one that no other door uses, and a different one for each door.
+func standIn(n int) string {
+	return fmt.Sprintf(`["65534/udp", "65535/udp", "%d/udp"]`, 60000+n%5000)
 }
 
 // scanRisks reports, as sesame check does (policy.ScanRisks), the ways a
