@@ -97,7 +97,7 @@ func Table(rs []Result) string {
 				fr := r.Floods[i]
 				return fmt.Sprintf("%d/%d (%.0f%%)", fr.OK, fr.Legit, 100*successRate(fr)), successRate(fr)
 			})
-			add(at+": legit knocks the daemon opened", func(r Result) (string, float64) {
+			add(at+": legit open lines logged (sesame: rate-limited, 20/s)", func(r Result) (string, float64) {
 				if i >= len(r.Floods) {
 					return "-", -1
 				}
