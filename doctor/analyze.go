@@ -208,7 +208,7 @@ func blocked(t Table, c Chain, p Port) []Finding {
 		switch {
 		case o.verdict == Drop && (drop == nil || drop.maybe && !o.maybe):
 			drop = o
-		case o.verdict == Accept:
+		case o.verdict == Accept && !slices.Contains(accepts, fmt.Sprintf("handle %d", o.at.Handle)):
 			accepts = append(accepts, fmt.Sprintf("handle %d", o.at.Handle))
 		}
 	}
