@@ -13,9 +13,9 @@ import (
 type ReadOption func(*readOptions)
 
 type readOptions struct {
-	netns     int
-	procNet   string // /proc/net, or a namespace's /proc/PID/net
-	noLegacy  bool
+	netns    int
+	procNet  string // /proc/net, or a namespace's /proc/PID/net
+	noLegacy bool
 }
 
 // WithNetNS reads the ruleset of the network namespace that fd refers to
