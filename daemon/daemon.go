@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/capture"
+	"github.com/sesame-knock/sesame/doctor"
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
@@ -113,6 +114,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := table.Ensure(p); err != nil {
 		return explainNft(err)
 	}
+	logFindings(log, p, doctor.Read)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
