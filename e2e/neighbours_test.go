@@ -83,4 +83,3 @@ func TestDoctorOwnNftablesConf(t *testing.T) {
 	mustConnect(t, e.Client, ServerClient4, 22)
 	mustRefuse(t, e.Stranger, ServerStranger4, 22)
 }
-
