@@ -22,6 +22,10 @@ func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Port, protoName(p.
 type Input struct {
 	Table string // sesame's table (family inet)
 	Ports []Port
+	// SetsChain is set in sets mode (table_mode = "sets"): Table is the
+	// admin's, and its input chain must jump to SetsChain, where sesame's
+	// sets decide the guarded ports.
+	SetsChain string
 }
 
 // Kind says what a finding is about.
@@ -39,6 +43,8 @@ const (
 	Legacy Kind = "legacy"
 	// NoTable: sesame's table is not in the kernel.
 	NoTable Kind = "no-table"
+	// SetsUnused: sets mode, and no input chain uses sesame's sets.
+	SetsUnused Kind = "sets-unused"
 )
 
 // Finding is one problem, with where it is and how to fix it.
@@ -68,16 +74,20 @@ func Diagnose(rs Ruleset, in Input) []Finding {
 		out = append(out, Finding{Kind: NoTable, Detail: fmt.Sprintf("table inet %s is not loaded: the guarded ports are as open as the rest of the ruleset leaves them", in.Table),
 			Fix: "start sesame (systemctl start sesame)"})
 	}
+	if in.SetsChain != "" && len(in.Ports) > 0 {
+		out = append(out, setsUsed(rs, in)...)
+	}
 	for _, p := range in.Ports {
 		for _, t := range rs.Tables {
-			if t.Family == "inet" && t.Name == in.Table || !ipFamily(t.Family) {
+			own := t.Family == "inet" && t.Name == in.Table
+			if own && in.SetsChain == "" || !ipFamily(t.Family) {
 				continue
 			}
 			for _, c := range t.Chains {
 				switch c.Hook {
 				case "input", "prerouting":
 					if c.Type != "nat" {
-						out = append(out, blocked(t, c, p)...)
+						out = append(out, blocked(t, c, p, in.SetsChain)...)
 					}
 				}
 				if c.Hook == "prerouting" {
@@ -132,6 +142,9 @@ const (
 type walker struct {
 	t Table
 	p Port
+	// sesame is sets mode's chain: a jump there is sesame's decision,
+	// an accept for a granted client.
+	sesame string
 }
 
 func (w walker) chain(name string) *Chain {
@@ -167,16 +180,8 @@ func (w walker) walk(c *Chain, i int, maybe bool, depth int) []outcome {
 			got = []outcome{{verdict: Drop, at: w.ref(c, r), maybe: m}}
 		case Return:
 			got = []outcome{{verdict: None, at: w.ref(c, r), maybe: m}}
-		case Jump:
-			for _, o := range w.walk(w.chain(r.Target), 0, m, depth+1) {
-				if o.verdict == None {
-					got = append(got, w.walk(c, i+1, o.maybe, depth)...)
-				} else {
-					got = append(got, o)
-				}
-			}
-		case Goto:
-			got = w.walk(w.chain(r.Target), 0, m, depth+1)
+		case Jump, Goto:
+			got = w.follow(c, i, r, m, depth)
 		default:
 			continue
 		}
@@ -192,10 +197,32 @@ func (w walker) walk(c *Chain, i int, maybe bool, depth int) []outcome {
 	return []outcome{{verdict: None, maybe: maybe}}
 }
 
+// follow returns the outcomes of rule i of c, r, a jump or a goto: a jump
+// comes back to the next rule unless the chain it calls decides. A jump
+// to sets mode's chain is sesame's decision: an accept for a granted
+// client.
+func (w walker) follow(c *Chain, i int, r Rule, m bool, depth int) []outcome {
+	if w.sesame != "" && r.Target == w.sesame {
+		return []outcome{{verdict: Accept, at: w.ref(c, r), maybe: m}}
+	}
+	if r.Action == Goto {
+		return w.walk(w.chain(r.Target), 0, m, depth+1)
+	}
+	var got []outcome
+	for _, o := range w.walk(w.chain(r.Target), 0, m, depth+1) {
+		if o.verdict == None {
+			got = append(got, w.walk(c, i+1, o.maybe, depth)...)
+		} else {
+			got = append(got, o)
+		}
+	}
+	return got
+}
+
 // blocked walks base chain c of table t and reports a drop of a client that
 // sesame let in.
-func blocked(t Table, c Chain, p Port) []Finding {
-	w := walker{t: t, p: p}
+func blocked(t Table, c Chain, p Port, sesame string) []Finding {
+	w := walker{t: t, p: p, sesame: sesame}
 	outs := w.walk(&c, 0, false, 0)
 	var drop *outcome
 	var accepts []string
@@ -351,4 +378,44 @@ func evalCond(c Cond) tri {
 		return yes
 	}
 	return v
+}
+
+// setsUsed checks sets mode's layout: a base chain on the input hook of
+// the admin's table reaches (by jump or goto) a chain whose rules use
+// sesame's guarded set.
+func setsUsed(rs Ruleset, in Input) []Finding {
+	i := slices.IndexFunc(rs.Tables, func(t Table) bool { return t.Family == "inet" && t.Name == in.Table })
+	if i < 0 {
+		return nil // NoTable says it
+	}
+	t := rs.Tables[i]
+	w := walker{t: t}
+	uses := func(c *Chain) bool {
+		return slices.ContainsFunc(c.Rules, func(r Rule) bool {
+			return slices.ContainsFunc(r.Conds, func(c Cond) bool { return c.Kind == CondOther && strings.Contains(c.Value, "@guarded") })
+		})
+	}
+	var reach func(c *Chain, depth int) bool
+	reach = func(c *Chain, depth int) bool {
+		if c == nil || depth > maxDepth {
+			return false
+		}
+		if uses(c) {
+			return true
+		}
+		for _, r := range c.Rules {
+			if (r.Action == Jump || r.Action == Goto) && reach(w.chain(r.Target), depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	for j := range t.Chains {
+		if t.Chains[j].Hook == "input" && reach(&t.Chains[j], 0) {
+			return nil
+		}
+	}
+	return []Finding{{Kind: SetsUnused, Where: Ref{Family: "inet", Table: in.Table},
+		Detail: fmt.Sprintf("table_mode is sets, but no base chain on the input hook of table inet %s reaches rules that use sesame's sets: the guarded ports are as open as your ruleset leaves them", in.Table),
+		Fix:    fmt.Sprintf("paste the output of `sesame check --ruleset` into table inet %s and make `jump %s` the first rule of its input chain", in.Table, in.SetsChain)}}
 }

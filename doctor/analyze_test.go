@@ -100,6 +100,7 @@ type diagCase struct {
 	ports    []Port
 	want     []brief
 	fixes    []fixRule // applied, the findings are gone
+	sets     bool      // table_mode = "sets" in table filter
 }
 
 var diagCases = []diagCase{
@@ -144,6 +145,24 @@ var diagCases = []diagCase{
 	{
 		name: "accept for the port", fixtures: []string{"nftables-conf.nft"}, ports: []Port{web},
 	},
+	{
+		name: "sets mode, used", fixtures: []string{"sets-mode.nft"}, ports: []Port{ssh, web}, sets: true,
+	},
+	{
+		name: "sets mode, no jump", fixtures: []string{"sets-mode-nojump.nft"}, ports: []Port{ssh}, sets: true,
+		want: []brief{
+			{Kind: SetsUnused, Chain: "inet filter ", Fix: "jump sesame_input"},
+			{Kind: Blocked, Port: "22/tcp", Chain: "inet filter input", Policy: true},
+		},
+		fixes: []fixRule{{"inet", "filter", "input", "jump sesame_input", true}},
+	},
+}
+
+func (c diagCase) input() Input {
+	if c.sets {
+		return Input{Table: "filter", Ports: c.ports, SetsChain: "sesame_input"}
+	}
+	return Input{Table: "sesame", Ports: c.ports}
 }
 
 func TestDiagnose(t *testing.T) {
@@ -152,7 +171,7 @@ func TestDiagnose(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			rs := parseNft(t, fixture(t, c.fixtures...))
-			in := Input{Table: "sesame", Ports: c.ports}
+			in := c.input()
 			got := Diagnose(rs, in)
 			if d := cmp.Diff(c.want, briefs(got, c.want)); d != "" {
 				t.Errorf("findings (-want +got):\n%s\n%v", d, got)

@@ -3,6 +3,7 @@ package doctor
 import (
 	"slices"
 
+	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -10,6 +11,9 @@ import (
 // with the doors that open it.
 func InputOf(p *policy.Policy) Input {
 	in := Input{Table: p.Table}
+	if p.TableMode == policy.TableSets {
+		in.SetsChain = nft.SetsChain
+	}
 	for _, pp := range p.Guarded() {
 		port := Port{Proto: uint8(pp.Proto), Port: pp.Port} // policy.Proto is the IP protocol number
 		for _, d := range p.Doors {

@@ -34,7 +34,7 @@ func TestReadLive(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ns := nstest.New(t, "doc")
 			load(t, ns, fixture(t, c.fixtures...))
-			in := Input{Table: "sesame", Ports: c.ports}
+			in := c.input()
 			rs, err := Read(WithNetNS(ns.FD()))
 			if err != nil {
 				t.Fatal(err)
@@ -44,7 +44,7 @@ func TestReadLive(t *testing.T) {
 				t.Errorf("findings (-want +got):\n%s\n%v", d, got)
 			}
 			for _, f := range got {
-				if f.Where.Table != "" && !f.Where.Policy && f.Where.Handle == 0 {
+				if f.Where.Chain != "" && !f.Where.Policy && f.Where.Handle == 0 {
 					t.Errorf("no handle: %v", f)
 				}
 			}

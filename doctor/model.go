@@ -133,6 +133,9 @@ type Ref struct {
 
 func (r Ref) String() string {
 	s := fmt.Sprintf("table %s %s chain %s", r.Family, r.Table, r.Chain)
+	if r.Chain == "" {
+		return fmt.Sprintf("table %s %s", r.Family, r.Table)
+	}
 	if r.Policy {
 		return s + " policy drop"
 	}

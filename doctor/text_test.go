@@ -164,8 +164,8 @@ func parseRule(t *testing.T, line string) Rule {
 				continue
 			}
 			v := next()
-			if v == "!=" {
-				other = append(other, w+" dport != "+next())
+			if v == "!=" || strings.HasPrefix(v, "@") {
+				other = append(other, w+" dport "+v)
 				continue
 			}
 			for _, p := range list(v) {
@@ -178,7 +178,7 @@ func parseRule(t *testing.T, line string) Rule {
 		case (w == "icmp" || w == "icmpv6") && i+1 < len(tk) && tk[i+1] == "type":
 			proto(w)
 			i += 2
-		case w == "meta" && tk[i+1] == "l4proto", w == "ip" && tk[i+1] == "protocol", w == "ip6" && tk[i+1] == "nexthdr":
+		case (w == "meta" && tk[i+1] == "l4proto" || w == "ip" && tk[i+1] == "protocol" || w == "ip6" && tk[i+1] == "nexthdr") && tk[i+2] != ".":
 			i++
 			proto(next())
 		case w == "iif" || w == "iifname":

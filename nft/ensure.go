@@ -40,12 +40,19 @@ func (t *Table) Ensure(p *policy.Policy) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.checkOwner(); err != nil {
-		return err
+	if !m.setsOnly {
+		if err := t.checkOwner(); err != nil {
+			return err
+		}
 	}
 	c, err := t.conn()
 	if err != nil {
 		return err
+	}
+	if m.setsOnly {
+		if err := t.checkSetsOwner(c, m); err != nil {
+			return err
+		}
 	}
 	have := map[string]*nftables.Set{}
 	if sets, err := t.kernelSets(c); err == nil {
@@ -55,8 +62,11 @@ func (t *Table) Ensure(p *policy.Policy) error {
 	}
 	tbl := c.AddTable(t.nfTable())
 	// The rules go first: a set that a rule uses cannot be deleted.
-	ch := c.AddChain(m.chain.nfChain(tbl))
-	c.FlushChain(ch)
+	var ch *nftables.Chain
+	if !m.setsOnly {
+		ch = c.AddChain(m.chain.nfChain(tbl))
+		c.FlushChain(ch)
+	}
 
 	mv := moves{}
 	want := map[string]*setModel{}
@@ -123,7 +133,9 @@ func (t *Table) Ensure(p *policy.Policy) error {
 		return err
 	}
 	for _, r := range m.chain.rules {
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.exprs()})
+		if ch != nil {
+			c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.exprs()})
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install nftables table inet %s: %w", t.name, err)
