@@ -227,6 +227,10 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")
 		return nil
 	}
+	if p.TableMode != r.cur.TableMode {
+		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", fmt.Sprintf("table_mode changed from %q to %q: that needs a restart (after sesame down, in full mode)", r.cur.TableMode, p.TableMode), "note", "still serving the previous policy")
+		return nil
+	}
 	ifaces, err := interfaces(p)
 	if err == nil {
 		err = r.table.Ensure(p)
