@@ -14,7 +14,7 @@ type ReadOption func(*readOptions)
 
 type readOptions struct {
 	netns    int
-	procNet  string // /proc/net, or a namespace's /proc/PID/net
+	procNet  string // /proc/self/net (the process's namespace)
 	noLegacy bool
 }
 
@@ -28,7 +28,7 @@ func WithNetNS(fd int) ReadOption {
 // iptables-legacy tables through the kernel's x_tables interface (see
 // legacy.go). It needs CAP_NET_ADMIN (and CAP_NET_RAW for legacy tables).
 func Read(opts ...ReadOption) (Ruleset, error) {
-	o := readOptions{procNet: "/proc/net"}
+	o := readOptions{procNet: "/proc/self/net"} // not /proc/net: the unit's ProcSubset=pid hides it
 	for _, f := range opts {
 		f(&o)
 	}
