@@ -128,6 +128,7 @@ type outcome struct {
 	verdict Action // Accept, Drop, or None (fell through, or returned)
 	at      Ref
 	maybe   bool // reached only if a condition the doctor cannot evaluate held (or did not)
+	sesame  bool // the accept is sets mode's jump to sesame's chain
 }
 
 // maxOutcomes bounds the walk of chains with many conditional branches.
@@ -203,7 +204,7 @@ func (w walker) walk(c *Chain, i int, maybe bool, depth int) []outcome {
 // client.
 func (w walker) follow(c *Chain, i int, r Rule, m bool, depth int) []outcome {
 	if w.sesame != "" && r.Target == w.sesame {
-		return []outcome{{verdict: Accept, at: w.ref(c, r), maybe: m}}
+		return []outcome{{verdict: Accept, at: w.ref(c, r), maybe: m, sesame: true}}
 	}
 	if r.Action == Goto {
 		return w.walk(w.chain(r.Target), 0, m, depth+1)
@@ -224,6 +225,10 @@ func (w walker) follow(c *Chain, i int, r Rule, m bool, depth int) []outcome {
 func blocked(t Table, c Chain, p Port, sesame string) []Finding {
 	w := walker{t: t, p: p, sesame: sesame}
 	outs := w.walk(&c, 0, false, 0)
+	var out []Finding
+	if sesame != "" && t.Family == "inet" && slices.ContainsFunc(t.Chains, func(ch Chain) bool { return ch.Name == sesame }) {
+		out = bypassed(c, p, outs)
+	}
 	var drop *outcome
 	var accepts []string
 	for i := range outs {
@@ -240,7 +245,7 @@ func blocked(t Table, c Chain, p Port, sesame string) []Finding {
 		}
 	}
 	if drop == nil {
-		return nil
+		return out
 	}
 	detail := fmt.Sprintf("drops new connections to %s from a client that sesame lets in (an accept in sesame's chain is not final: every base chain on the hook must accept)", p)
 	if drop.maybe || len(accepts) > 0 {
@@ -249,7 +254,27 @@ func blocked(t Table, c Chain, p Port, sesame string) []Finding {
 			detail += " (accepted only by " + strings.Join(accepts, ", ") + ")"
 		}
 	}
-	return []Finding{{Kind: Blocked, Port: p.String(), Where: drop.at, Detail: detail, Fix: acceptFix(t, c, p)}}
+	return append(out, Finding{Kind: Blocked, Port: p.String(), Where: drop.at, Detail: detail, Fix: acceptFix(t, c, p)})
+}
+
+// bypassed reports, in sets mode, an accept of p in the admin's own input
+// chain c that does not go through sesame's chain: there sesame has no
+// chain of its own, so that accept is the end of it (a jump to sesame's
+// chain placed after an accept of the port, or one behind an iifname
+// condition).
+func bypassed(c Chain, p Port, outs []outcome) []Finding {
+	for _, o := range outs {
+		if o.verdict != Accept || o.sesame {
+			continue
+		}
+		detail := fmt.Sprintf("accepts new connections to %s before they reach the jump to %s: with table_mode = \"sets\" sesame's drop is in that chain, so nothing holds %s shut", p, "sesame_input", p)
+		if o.maybe {
+			detail = fmt.Sprintf("may accept new connections to %s without the jump to sesame_input (depending on conditions the doctor cannot evaluate): with table_mode = \"sets\" sesame's drop is in that chain", p)
+		}
+		return []Finding{{Kind: Bypass, Port: p.String(), Where: o.at, Detail: detail,
+			Fix: fmt.Sprintf("make `jump sesame_input` the first rule of chain %s, with no condition", c.Name)}}
+	}
+	return nil
 }
 
 // acceptFix is how to let p through chain c of t, in the words of the

@@ -156,6 +156,13 @@ var diagCases = []diagCase{
 		},
 		fixes: []fixRule{{"inet", "filter", "input", "jump sesame_input", true}},
 	},
+	{
+		// In sets mode an accept in the admin's chain is final for sesame
+		// too: its drop is in that chain.
+		name: "sets mode, jump after an accept", fixtures: []string{"sets-mode-late.nft"}, ports: []Port{ssh}, sets: true,
+		want:  []brief{{Kind: Bypass, Port: "22/tcp", Chain: "inet filter input", Fix: "make `jump sesame_input` the first rule"}},
+		fixes: []fixRule{{"inet", "filter", "input", "jump sesame_input", true}},
+	},
 }
 
 func (c diagCase) input() Input {
