@@ -49,15 +49,18 @@ func (t *Table) Ensure(p *policy.Policy) error {
 	if err != nil {
 		return err
 	}
+	var marked map[string]bool // sets mode: the sets that carry sesame's marker
 	if m.setsOnly {
-		if err := t.checkSetsOwner(c, m); err != nil {
+		if marked, err = t.markedSets(c, m); err != nil {
 			return err
 		}
 	}
 	have := map[string]*nftables.Set{}
 	if sets, err := t.kernelSets(c); err == nil {
 		for _, s := range sets {
-			have[s.Name] = s
+			if !m.setsOnly || marked[s.Name] {
+				have[s.Name] = s
+			}
 		}
 	}
 	tbl := c.AddTable(t.nfTable())

@@ -59,37 +59,46 @@ func (m model) renderSets() string {
 	return b.String()
 }
 
-// checkSetsOwner returns ErrNotOurs when the table holds a set of one of
-// sesame's names without sesame's marker.
-func (t *Table) checkSetsOwner(c *nftables.Conn, m model) error {
+// markedSets returns the names of the table's sets that carry sesame's
+// marker, and ErrNotOurs when a set that m declares exists without it.
+// In sets mode Ensure deletes or converts only marked sets: a set of the
+// admin's that happens to have a name like sesame's is never touched.
+func (t *Table) markedSets(c *nftables.Conn, m model) (map[string]bool, error) {
 	sets, err := t.kernelSets(c)
 	if errors.Is(err, ErrNoTable) {
-		return nil // Ensure adds the table, with nothing but the sets
+		return nil, nil // Ensure adds the table, with nothing but the sets
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w, err := dialWire(t.opts.netns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer w.Close()
+	want := map[string]bool{}
+	for _, sm := range m.sets {
+		want[sm.name] = true
+	}
+	marked := map[string]bool{}
 	for _, s := range sets {
-		for _, sm := range m.sets {
-			if s.Name != sm.name {
-				continue
-			}
-			comment, err := w.setComment(t.name, s.Name)
-			if err != nil {
-				return fmt.Errorf("inspect set %s of table inet %s: %w", s.Name, t.name, err)
-			}
-			if comment != ownerComment {
-				return fmt.Errorf("table inet %s: its set %q has comment %q, not %q: rename that set or choose another table: %w",
-					t.name, s.Name, comment, ownerComment, ErrNotOurs)
-			}
+		_, _, _, ours := parseSetName(s.Name)
+		if !ours && !want[s.Name] && s.Name != legacyGrants4 && s.Name != legacyGrants6 {
+			continue
+		}
+		comment, err := w.setComment(t.name, s.Name)
+		if err != nil {
+			return nil, fmt.Errorf("inspect set %s of table inet %s: %w", s.Name, t.name, err)
+		}
+		switch {
+		case comment == ownerComment:
+			marked[s.Name] = true
+		case want[s.Name]:
+			return nil, fmt.Errorf("table inet %s: its set %q has comment %q, not %q: rename that set or choose another table: %w",
+				t.name, s.Name, comment, ownerComment, ErrNotOurs)
 		}
 	}
-	return nil
+	return marked, nil
 }
 
 // deleteSets removes sesame's marked sets from the table and leaves the

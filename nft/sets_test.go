@@ -39,7 +39,10 @@ func TestRulesetSetsMode(t *testing.T) {
 // without the marker; Delete removes only the sets, never the table.
 func TestEnsureSetsMode(t *testing.T) {
 	ns := nstest.New(t, "nft")
-	admin := "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\ttcp dport 80 accept\n\t}\n}\n"
+	// The admin's own set with a name like one of sesame's (a door "web"
+	// that is not in the config): sesame must not delete it as a door
+	// that is gone.
+	admin := "table inet filter {\n\tset open4_web {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags timeout\n\t}\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\ttcp dport 80 accept\n\t}\n}\n"
 	nftLoad(t, ns, admin)
 	before := ns.Exec(t, "nft", "-a", "list", "chain", "inet", "filter", "input")
 	tbl, err := New("filter", WithNetNS(ns.FD()), SetsOnly())
@@ -53,7 +56,7 @@ func TestEnsureSetsMode(t *testing.T) {
 		t.Errorf("chain changed:\n%s\nwas\n%s", after, before)
 	}
 	out := ns.Exec(t, "nft", "list", "table", "inet", "filter")
-	if strings.Contains(out, SetsChain) || !strings.Contains(out, "set open4_ssh") || !strings.Contains(out, "set guarded") {
+	if strings.Contains(out, SetsChain) || !strings.Contains(out, "set open4_ssh") || !strings.Contains(out, "set guarded") || !strings.Contains(out, "set open4_web") {
 		t.Errorf("table after Ensure:\n%s\nwant the sets, no chain of sesame's", out)
 	}
 	if d, err := tbl.Verify(); err != nil || d.What != "" {
@@ -62,8 +65,8 @@ func TestEnsureSetsMode(t *testing.T) {
 	if err := tbl.Delete(); err != nil {
 		t.Fatal(err)
 	}
-	if out := ns.Exec(t, "nft", "list", "table", "inet", "filter"); strings.Contains(out, "set ") || !strings.Contains(out, "tcp dport 80 accept") {
-		t.Errorf("after Delete:\n%s\nwant the admin's table without sesame's sets", out)
+	if out := ns.Exec(t, "nft", "list", "table", "inet", "filter"); strings.Count(out, "set ") != 1 || !strings.Contains(out, "set open4_web") || !strings.Contains(out, "tcp dport 80 accept") {
+		t.Errorf("after Delete:\n%s\nwant the admin's table and set without sesame's sets", out)
 	}
 
 	// A set of sesame's name that is not sesame's.
