@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/capture"
+	"github.com/sesame-knock/sesame/doctor"
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
@@ -113,6 +114,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := table.Ensure(p); err != nil {
 		return explainNft(err)
 	}
+	logFindings(log, p, doctor.Read)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -223,6 +225,10 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 	}
 	if p.Table != r.cur.Table {
 		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", fmt.Sprintf("table name changed from %q to %q: that needs a restart", r.cur.Table, p.Table), "note", "still serving the previous policy")
+		return nil
+	}
+	if p.TableMode != r.cur.TableMode {
+		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", fmt.Sprintf("table_mode changed from %q to %q: that needs a restart (after sesame down, in full mode)", r.cur.TableMode, p.TableMode), "note", "still serving the previous policy")
 		return nil
 	}
 	ifaces, err := interfaces(p)

@@ -43,6 +43,10 @@ const (
 	TableCheckFailed   = "table-check-failed"
 	TableRestoreFailed = "table-restore-failed"
 	TablePolling       = "table-polling" // the nftables monitor is unavailable: the table is polled
+	// DoctorFinding is one finding of `sesame doctor`, logged at startup:
+	// kind, port, where, detail, fix.
+	DoctorFinding = "doctor-finding"
+	DoctorFailed  = "doctor-failed" // the startup check could not read the ruleset
 )
 
 // Capture sockets and interfaces.
@@ -90,7 +94,7 @@ var All = []string{
 	Ready, Stopping, Reloaded, ReloadFailed, RestoreFailed, ConfigWarning, NeedsRestart, Metrics, MetricsFailed,
 	Stage, Open, Close, Reset, Timeout, LogSummary,
 	GrantApplied, GrantFailed, RevokeFailed, GrantSetFull, ApplyRetry, GrantSetsRebuilt, PendingFlushed,
-	TableChanged, TableRestored, TableCheckFailed, TableRestoreFailed, TablePolling,
+	TableChanged, TableRestored, TableCheckFailed, TableRestoreFailed, TablePolling, DoctorFinding, DoctorFailed,
 	CaptureStats, CaptureStatsFailed, CaptureReadFailed, CaptureFilterLost, CaptureReopenFailed, CaptureRebound,
 	InterfaceGone, InterfaceDown, InterfaceUp, LinkPolling,
 	OneTimeUsed, OneTimeLow, OneTimeExhausted, OneTimeRefused, OneTimeMarkFailed, OneTimeUnmarkFailed, OneTimeRestored,

@@ -40,23 +40,36 @@ func (t *Table) Ensure(p *policy.Policy) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.checkOwner(); err != nil {
-		return err
+	if !m.setsOnly {
+		if err := t.checkOwner(); err != nil {
+			return err
+		}
 	}
 	c, err := t.conn()
 	if err != nil {
 		return err
 	}
+	var marked map[string]bool // sets mode: the sets that carry sesame's marker
+	if m.setsOnly {
+		if marked, err = t.markedSets(c, m); err != nil {
+			return err
+		}
+	}
 	have := map[string]*nftables.Set{}
 	if sets, err := t.kernelSets(c); err == nil {
 		for _, s := range sets {
-			have[s.Name] = s
+			if !m.setsOnly || marked[s.Name] {
+				have[s.Name] = s
+			}
 		}
 	}
 	tbl := c.AddTable(t.nfTable())
 	// The rules go first: a set that a rule uses cannot be deleted.
-	ch := c.AddChain(m.chain.nfChain(tbl))
-	c.FlushChain(ch)
+	var ch *nftables.Chain
+	if !m.setsOnly {
+		ch = c.AddChain(m.chain.nfChain(tbl))
+		c.FlushChain(ch)
+	}
 
 	mv := moves{}
 	want := map[string]*setModel{}
@@ -123,7 +136,9 @@ func (t *Table) Ensure(p *policy.Policy) error {
 		return err
 	}
 	for _, r := range m.chain.rules {
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.exprs()})
+		if ch != nil {
+			c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.exprs()})
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install nftables table inet %s: %w", t.name, err)

@@ -169,6 +169,8 @@ func (v verdict) exprs() []expr.Any {
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}}
 	case verdictNone:
 		return nil
+	case verdictReturn:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
 	}
 	return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 }

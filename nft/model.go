@@ -120,6 +120,7 @@ const (
 	verdictRejectTCPReset // reject with tcp reset
 	verdictRejectICMPX    // reject (icmpx port-unreachable)
 	verdictNone           // no verdict: the packet goes on to the next rule
+	verdictReturn         // return: back to the chain that jumped here (sets mode's chain)
 )
 
 type ruleModel struct {
@@ -134,12 +135,16 @@ type chainModel struct {
 	name     string
 	priority int32
 	rules    []ruleModel
+	regular  bool // no hook: sets mode's chain, which the admin's input chain jumps to
 }
 
 type model struct {
 	table string
 	sets  []setModel
 	chain chainModel
+	// setsOnly: table_mode = "sets": only the sets are installed; the
+	// chain is what Ruleset prints for the admin to paste.
+	setsOnly bool
 }
 
 // grantKey returns the key of a grant set for an address family.
@@ -282,6 +287,9 @@ func buildModel(p *policy.Policy) model {
 	} else {
 		m.chain.rules = append(m.chain.rules, ruleModel{verdict: verdictDrop})
 	}
+	if p.TableMode == policy.TableSets {
+		setsOnly(&m)
+	}
 	return m
 }
 
@@ -291,6 +299,9 @@ func buildModel(p *policy.Policy) model {
 func Ruleset(p *policy.Policy) string { return buildModel(p).render() }
 
 func (m model) render() string {
+	if m.setsOnly {
+		return m.renderSets()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", m.table)
 	for _, s := range m.sets {
@@ -339,7 +350,11 @@ func (c chainModel) render(b *strings.Builder) {
 	case c.priority > 0:
 		prio = fmt.Sprintf("filter + %d", c.priority)
 	}
-	fmt.Fprintf(b, "\tchain %s {\n\t\ttype filter hook input priority %s; policy accept;\n", c.name, prio)
+	if c.regular {
+		fmt.Fprintf(b, "\tchain %s {\n", c.name)
+	} else {
+		fmt.Fprintf(b, "\tchain %s {\n\t\ttype filter hook input priority %s; policy accept;\n", c.name, prio)
+	}
 	for _, r := range c.rules {
 		fmt.Fprintf(b, "\t\t%s\n", r.render())
 	}
@@ -354,7 +369,11 @@ func (r ruleModel) render() string {
 	if u := r.update; u != nil {
 		parts = append(parts, fmt.Sprintf("update @%s { %s timeout %s }", u.set, keyExpr(u.key), nftDuration(u.timeout)))
 	}
-	if r.verdict != verdictNone {
+	switch r.verdict {
+	case verdictNone:
+	case verdictReturn:
+		parts = append(parts, "return")
+	default:
 		parts = append(parts, [...]string{"accept", "drop", "reject with tcp reset", "reject"}[r.verdict])
 	}
 	return strings.Join(parts, " ")

@@ -37,6 +37,7 @@ type options struct {
 	now       func() time.Time
 	noDestroy bool // tests: behave as on a kernel without DESTROYSETELEM
 	noQuery   bool // tests: skip the fallback's existence queries
+	setsOnly  bool // Delete removes only sesame's sets (table_mode = "sets")
 }
 
 // WithNetNS makes the table live in the network namespace that fd refers to
@@ -229,6 +230,9 @@ func (t *Table) Revoke(src netip.Addr, door string, ports []policy.PortProto, ma
 func (t *Table) Delete() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.opts.setsOnly {
+		return t.deleteSets()
+	}
 	if err := t.checkMarked(); err != nil {
 		return err
 	}

@@ -19,13 +19,21 @@ type Drift struct {
 
 // installed is what Ensure put in the kernel, for Verify to compare with.
 type installed struct {
-	handles []uint64 // the input chain's rule handles, in order
-	guarded int      // elements of the guarded set
-	sets    []string // every set, the guarded set first
+	handles  []uint64 // the input chain's rule handles, in order
+	guarded  int      // elements of the guarded set
+	sets     []string // every set, the guarded set first
+	setsOnly bool     // no chain of sesame's (table_mode = "sets")
 }
 
 // record reads back the handles of the rules that Ensure just installed.
 func (t *Table) record(c *nftables.Conn, guarded int, m model) error {
+	if m.setsOnly {
+		t.inst = &installed{guarded: guarded, setsOnly: true}
+		for _, s := range m.sets {
+			t.inst.sets = append(t.inst.sets, s.name)
+		}
+		return nil
+	}
 	rules, err := c.GetRules(t.nfTable(), &nftables.Chain{Name: chainInput, Table: t.nfTable()})
 	if err != nil {
 		return fmt.Errorf("list rules of chain inet %s %s: %w", t.name, chainInput, err)
@@ -75,6 +83,9 @@ func (t *Table) Verify() (Drift, error) {
 			return Drift{What: "set " + name + " is gone", GrantsLost: name != setGuarded}, nil
 		}
 	}
+	if inst.setsOnly {
+		return t.verifyGuarded(c, inst)
+	}
 	rules, err := c.GetRules(t.nfTable(), &nftables.Chain{Name: chainInput, Table: t.nfTable()})
 	if errors.Is(err, unix.ENOENT) {
 		return Drift{What: "chain " + chainInput + " is gone"}, nil
@@ -89,6 +100,12 @@ func (t *Table) Verify() (Drift, error) {
 	if !slices.Equal(handles, inst.handles) {
 		return Drift{What: fmt.Sprintf("chain %s has %d rules with other handles than the %d sesame installed", chainInput, len(rules), len(inst.handles))}, nil
 	}
+	return t.verifyGuarded(c, inst)
+}
+
+// verifyGuarded compares the guarded set's elements with what Ensure put
+// there: a ruleset loaded with nft -f declares the set empty.
+func (t *Table) verifyGuarded(c *nftables.Conn, inst *installed) (Drift, error) {
 	elems, err := c.GetSetElements(&nftables.Set{Table: t.nfTable(), Name: setGuarded})
 	if err != nil {
 		return Drift{}, fmt.Errorf("list set %s of table inet %s: %w", setGuarded, t.name, err)

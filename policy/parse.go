@@ -20,6 +20,7 @@ const maxConfigSize = 256 << 10
 type rawConfig struct {
 	Interfaces *hcl.Attribute `hcl:"interfaces,optional"`
 	Table      *hcl.Attribute `hcl:"table,optional"`
+	TableMode  *hcl.Attribute `hcl:"table_mode,optional"`
 	Closed     *hcl.Attribute `hcl:"closed,optional"`
 	Metrics    *hcl.Attribute `hcl:"metrics_listen,optional"`
 	StateDir   *hcl.Attribute `hcl:"state_dir,optional"`

@@ -10,7 +10,11 @@ import (
 // door.
 func (p *Policy) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "table:      inet %s\n", p.Table)
+	if p.TableMode == TableSets {
+		fmt.Fprintf(&b, "table:      inet %s (yours: sesame keeps only its sets, table_mode = \"sets\")\n", p.Table)
+	} else {
+		fmt.Fprintf(&b, "table:      inet %s\n", p.Table)
+	}
 	fmt.Fprintf(&b, "closed:     %s\n", p.Closed)
 	ifs := "default-route interfaces"
 	if len(p.Interfaces) > 0 {

@@ -158,6 +158,27 @@ func (c Closed) String() string {
 	return "drop"
 }
 
+// TableMode says how much of its table sesame keeps.
+type TableMode uint8
+
+// The table modes.
+const (
+	// TableFull: sesame owns the table, its sets and its input chain.
+	TableFull TableMode = iota
+	// TableSets: the table is the admin's; sesame keeps only its sets in
+	// it (each marked with its comment) and never touches a chain: the
+	// admin's own chain uses them (`sesame check --ruleset`).
+	TableSets
+)
+
+// String returns "full" or "sets".
+func (m TableMode) String() string {
+	if m == TableSets {
+		return "sets"
+	}
+	return "full"
+}
+
 // Door is one knock sequence and what it opens.
 type Door struct {
 	Name          string
@@ -194,6 +215,7 @@ type Policy struct {
 	File       string   // the file it was read from, for messages
 	Interfaces []string // empty: the interfaces that carry a default route
 	Table      string   // nftables table name, family inet
+	TableMode  TableMode
 	Closed     Closed
 	Doors      []Door
 	// MetricsListen is where the Prometheus endpoint listens, a validated

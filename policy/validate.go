@@ -31,6 +31,20 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 			}
 		}
 	}
+	if raw.TableMode != nil {
+		if s, ok := v.str(raw.TableMode, allowTableMode); ok {
+			switch s {
+			case "full":
+			case "sets":
+				p.TableMode = TableSets
+				if raw.Table == nil {
+					v.add(errorf(raw.TableMode.Expr.Range(), "Table mode sets needs a table", "table_mode = \"sets\" keeps sesame's sets in a table of yours: name it with table = \"...\" (family inet)."))
+				}
+			default:
+				v.add(errorf(raw.TableMode.Expr.Range(), "Invalid table mode", "%q is not a table mode: table_mode is %s.", s, allowTableMode))
+			}
+		}
+	}
 	if raw.Closed != nil {
 		if s, ok := v.str(raw.Closed, allowClosed); ok {
 			switch s {

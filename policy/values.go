@@ -15,6 +15,7 @@ import (
 const (
 	allowInterfaces = `a list of network interface names, e.g. ["eth0", "wg0"]; omit it to use the interfaces that carry a default route`
 	allowTable      = `a name that starts with a letter, then letters, digits, "_" or "-", at most 64 characters; the default is "sesame"`
+	allowTableMode  = `"full" (the default: sesame owns the table and its input chain) or "sets" (only sesame's sets, in a table of yours)`
 	allowClosed     = `"drop" (the default: silently drop) or "reject" (TCP reset / ICMP port unreachable)`
 	allowSequence   = `a list of 1 to 32 ports such as ["7000/tcp", "8000/udp", 9000]; a port without "/udp" or "/tcp" means tcp`
 	allowOpen       = `a list of one or more ports such as ["22/tcp", "443"]; a port without "/udp" or "/tcp" means tcp`

@@ -149,14 +149,19 @@ func downCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	name := *table
-	if name == "" {
-		p, diags := policy.Load(*path)
-		if diags.HasErrors() {
-			diags.Write(stderr, false)
-			return fmt.Errorf("%s does not load, so the table name is unknown: nothing removed.\n"+
-				"Fix the config, or name the table: sesame down --table NAME --yes", *path)
+	setsOnly := false // table_mode = "sets": the table is the admin's, only sesame's sets go
+	if p, diags := policy.Load(*path); !diags.HasErrors() {
+		if name == "" {
+			name = p.Table
 		}
-		name = p.Table
+		setsOnly = p.TableMode == policy.TableSets && name == p.Table
+	} else if name == "" {
+		diags.Write(stderr, false)
+		return fmt.Errorf("%s does not load, so the table name is unknown: nothing removed.\n"+
+			"Fix the config, or name the table: sesame down --table NAME --yes", *path)
+	}
+	if setsOnly {
+		return downSets(name, *yes, stdout)
 	}
 	if !*yes {
 		return usageErrorf("this removes table inet %s with every grant in it, and opens the guarded ports to everyone\n"+
@@ -180,5 +185,30 @@ func downCmd(args []string, stdout, stderr io.Writer) error {
 		return explainStatus(err)
 	}
 	fmt.Fprintf(stdout, "removed table inet %s\n", name)
+	return nil
+}
+
+// downSets removes sesame's sets from the admin's table (table_mode =
+// "sets") and leaves the table and its chains.
+func downSets(name string, yes bool, stdout io.Writer) error {
+	if !yes {
+		return usageErrorf("this removes sesame's sets (and every grant) from your table inet %s; the table and its chains stay.\n"+
+			"Remove the jump to %s and that chain from your ruleset first, and stop the daemon (systemctl stop sesame).\n"+
+			"Run `sesame down --yes` to do it.", name, nft.SetsChain)
+	}
+	t, err := nft.New(name, nft.SetsOnly())
+	if err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	defer t.Close()
+	err = t.Delete()
+	if errors.Is(err, nft.ErrNoTable) {
+		fmt.Fprintf(stdout, "table inet %s does not exist: nothing to remove\n", name)
+		return nil
+	}
+	if err != nil {
+		return explainStatus(err)
+	}
+	fmt.Fprintf(stdout, "removed sesame's sets from table inet %s (the table stays)\n", name)
 	return nil
 }

@@ -26,6 +26,8 @@ verbs:
           validate the config; --ruleset prints the nftables ruleset
   status  [-c FILE] [--json]
           the grants in the kernel now
+  doctor  [-c FILE]
+          what else in the host's firewall blocks or bypasses the guarded ports
   grant   [-c FILE] [--for DURATION] DOOR ADDR
           open DOOR's ports for ADDR by hand (default: its open_for)
   revoke  [-c FILE] DOOR ADDR
@@ -59,6 +61,7 @@ var verbs = map[string]verbFunc{
 	"run":     runCmd,
 	"check":   checkCmd,
 	"status":  statusCmd,
+	"doctor":  doctorCmd,
 	"grant":   grantCmd,
 	"revoke":  revokeCmd,
 	"down":    downCmd,

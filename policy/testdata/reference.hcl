@@ -12,6 +12,12 @@ interfaces = ["eth0", "wg0"]
 # digits, "_" or "-", at most 64 characters. Default: "sesame".
 table = "sesame"
 
+# "full" (default): sesame owns the table, its sets and its input chain.
+# "sets": the table (named above, required) is yours; sesame keeps only its
+# sets in it, marked with the comment "managed by sesame", and never touches
+# a chain: paste the rules of `sesame check --ruleset` into your own.
+table_mode = "full"
+
 # What happens to packets for a guarded port without a grant:
 # "drop" (default, silent) or "reject" (TCP reset / ICMP port unreachable).
 closed = "reject"

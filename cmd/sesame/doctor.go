@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/sesame-knock/sesame/doctor"
+	"github.com/sesame-knock/sesame/policy"
+)
+
+// doctorCmd reads the live ruleset and says what else on the host would
+// block a client that sesame lets in, or let one in that sesame does not
+// see: exit 0 clean, 1 findings (or the ruleset unreadable).
+func doctorCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("doctor", "doctor [-c FILE]")
+	path := fs.configFlag("config `file`")
+	if err := fs.parseNone(args); err != nil {
+		return err
+	}
+	p, diags := policy.Load(*path)
+	if diags.HasErrors() {
+		diags.Write(stderr, false)
+		return exitStatus(1)
+	}
+	rs, err := doctor.Read()
+	if err != nil {
+		if e := explainPerm(err); e != nil {
+			return e
+		}
+		return err
+	}
+	in := doctor.InputOf(p)
+	found := doctor.Diagnose(rs, in)
+	for _, f := range found {
+		fmt.Fprintln(stdout, f)
+	}
+	if len(found) > 0 {
+		return exitStatus(1)
+	}
+	fmt.Fprintf(stdout, "ok: nothing else on the host blocks or bypasses the %d guarded port(s)\n", len(in.Ports))
+	return nil
+}
