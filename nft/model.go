@@ -2,6 +2,8 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,20 +43,21 @@ const (
 	fieldTHDport               // th dport: inet_service
 	fieldTCPDport              // tcp dport: inet_service, only for tcp
 	fieldUDPDport              // udp dport: inet_service, only for udp
+	fieldIifname               // iifname: ifname (the forward chain's outside set)
 )
 
 // fieldExpr is the field as a rule's match writes it.
 func (f field) expr() string {
-	return [...]string{"ip saddr", "ip6 saddr", "meta l4proto", "th dport", "tcp dport", "udp dport"}[f]
+	return [...]string{"ip saddr", "ip6 saddr", "meta l4proto", "th dport", "tcp dport", "udp dport", "iifname"}[f]
 }
 
 // typeName is the field's nft data type, as a set declaration writes it.
 func (f field) typeName() string {
-	return [...]string{"ipv4_addr", "ipv6_addr", "inet_proto", "inet_service", "inet_service", "inet_service"}[f]
+	return [...]string{"ipv4_addr", "ipv6_addr", "inet_proto", "inet_service", "inet_service", "inet_service", "ifname"}[f]
 }
 
 // size is the field's length in bytes (before padding to 32 bits).
-func (f field) size() int { return [...]int{4, 16, 1, 2, 2, 2}[f] }
+func (f field) size() int { return [...]int{4, 16, 1, 2, 2, 2, 16}[f] }
 
 // setModel is one named set.
 type setModel struct {
@@ -64,7 +67,8 @@ type setModel struct {
 	timeout bool   // flags timeout: elements may carry their own timeout
 	dynamic bool   // flags dynamic: a rule updates it (a confirming door's open sets)
 	comment string
-	elems   []policy.PortProto // static elements; only guarded has them
+	elems   []policy.PortProto // static elements of guarded
+	names   []string           // static elements of outside (interface names)
 
 	// A door's grant set: its kind, family and door.
 	kind Kind
@@ -79,12 +83,15 @@ func (s setModel) isGrant() bool { return s.door != "" }
 type matchKind uint8
 
 const (
-	matchLookup    matchKind = iota // key fields (!=) @set
-	matchCtState                    // ct state STATES
-	matchCtOrig                     // ct direction original
-	matchCtAssured                  // ct status assured
-	matchL4Proto                    // meta l4proto PROTO
-	matchLoopback                   // iif "lo"
+	matchLookup      matchKind = iota // key fields (!=) @set
+	matchCtState                      // ct state STATES
+	matchCtOrig                       // ct direction original
+	matchCtAssured                    // ct status assured
+	matchL4Proto                      // meta l4proto PROTO
+	matchLoopback                     // iif "lo"
+	matchCtDNAT                       // ct status dnat
+	matchCtOrigDaddr                  // ct original ip daddr ADDR (ip6 for IPv6)
+	matchCtOrigDport                  // ct original proto-dst PORT (after a meta l4proto match)
 )
 
 // ct state bits, as the kernel and nft number them.
@@ -100,7 +107,9 @@ type match struct {
 	set    string  // matchLookup
 	invert bool    // matchLookup
 	proto  policy.Proto
-	states uint32 // matchCtState
+	states uint32     // matchCtState
+	addr   netip.Addr // matchCtOrigDaddr
+	port   uint16     // matchCtOrigDport
 }
 
 // update is a rule's `update @set { key timeout T }`: it adds the packet's
@@ -128,18 +137,21 @@ type ruleModel struct {
 	verdict verdict
 }
 
-// chainModel is the base chain; it always hooks input as a filter chain
-// with policy accept: only guarded ports are ever shut.
+// chainModel is a base chain: a filter chain with policy accept on its
+// hook (input, or forward for forward doors): only guarded ports and
+// forwarded services are ever shut.
 type chainModel struct {
 	name     string
+	hook     string // "input" or "forward"
 	priority int32
 	rules    []ruleModel
 }
 
 type model struct {
-	table string
-	sets  []setModel
-	chain chainModel
+	table   string
+	sets    []setModel
+	chain   chainModel  // input
+	forward *chainModel // nil when no door has forward targets
 }
 
 // grantKey returns the key of a grant set for an address family.
@@ -234,7 +246,7 @@ func buildModel(p *policy.Policy) model {
 	m := model{
 		table: table,
 		sets:  []setModel{{name: setGuarded, key: guardKey, comment: ownerComment, elems: p.Guarded()}},
-		chain: chainModel{name: chainInput, priority: chainPriority},
+		chain: chainModel{name: chainInput, hook: chainInput, priority: chainPriority},
 	}
 	accept := func(ms ...match) ruleModel { return ruleModel{matches: ms, verdict: verdictAccept} }
 	lookup := func(key []field, set string) match { return match{kind: matchLookup, key: key, set: set} }
@@ -282,6 +294,9 @@ func buildModel(p *policy.Policy) model {
 	} else {
 		m.chain.rules = append(m.chain.rules, ruleModel{verdict: verdictDrop})
 	}
+	if p.Forwards() {
+		m.addForward(p)
+	}
 	return m
 }
 
@@ -298,6 +313,10 @@ func (m model) render() string {
 		b.WriteString("\n")
 	}
 	m.chain.render(&b)
+	if m.forward != nil {
+		b.WriteString("\n")
+		m.forward.render(&b)
+	}
 	b.WriteString("}\n")
 	return b.String()
 }
@@ -328,6 +347,13 @@ func (s setModel) render(b *strings.Builder) {
 		// nft puts each concatenated element on its own line.
 		fmt.Fprintf(b, "\t\telements = { %s }\n", strings.Join(elems, ",\n\t\t\t     "))
 	}
+	if len(s.names) > 0 {
+		elems := make([]string, len(s.names))
+		for i, n := range s.names {
+			elems[i] = strconv.Quote(n)
+		}
+		fmt.Fprintf(b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+	}
 	b.WriteString("\t}\n")
 }
 
@@ -339,7 +365,7 @@ func (c chainModel) render(b *strings.Builder) {
 	case c.priority > 0:
 		prio = fmt.Sprintf("filter + %d", c.priority)
 	}
-	fmt.Fprintf(b, "\tchain %s {\n\t\ttype filter hook input priority %s; policy accept;\n", c.name, prio)
+	fmt.Fprintf(b, "\tchain %s {\n\t\ttype filter hook %s priority %s; policy accept;\n", c.name, c.hook, prio)
 	for _, r := range c.rules {
 		fmt.Fprintf(b, "\t\t%s\n", r.render())
 	}
@@ -389,6 +415,15 @@ func (m match) render() string {
 		return "meta l4proto " + m.proto.String()
 	case matchLoopback:
 		return `iif "lo"`
+	case matchCtDNAT:
+		return "ct status dnat"
+	case matchCtOrigDaddr:
+		if m.addr.Is4() {
+			return "ct original ip daddr " + m.addr.String()
+		}
+		return "ct original ip6 daddr " + m.addr.String()
+	case matchCtOrigDport:
+		return "ct original proto-dst " + strconv.Itoa(int(m.port))
 	}
 	op := "@"
 	if m.invert {
