@@ -248,6 +248,18 @@ func TestForwardDNAT(t *testing.T) {
 	// shut, and the forward grant never opened it.
 	reach(t, "after expiry, local port", ft.Client, ServerClient4, 2200, false)
 	reach(t, "after expiry, forwarded port", ft.Client, ServerClient4, 8081, false)
+
+	// sesame grant opens a door's forward targets (its manual sets),
+	// sesame revoke closes them.
+	ft.Server.Exec(t, SesameBin, "grant", "-c", d.Config, "--for", "1m", "app", Stranger4.String())
+	reach(t, "manual grant, stranger", ft.Stranger, ServerStranger4, 8081, true)
+	reach(t, "manual grant of the stranger, client", ft.Client, ServerClient4, 8081, false)
+	ft.Server.Exec(t, SesameBin, "revoke", "-c", d.Config, "app", Stranger4.String())
+	reach(t, "after revoke, stranger", ft.Stranger, ServerStranger4, 8081, false)
+	if out := ft.Server.Exec(t, SesameBin, "check", "--ruleset", "-c", d.Config); !strings.Contains(out, "chain forward {") ||
+		!strings.Contains(out, "ct status dnat meta l4proto tcp ct original proto-dst 8081 ip saddr @fmanual4_app accept") {
+		t.Errorf("check --ruleset does not show the forward chain:\n%s", out)
+	}
 }
 
 // TestForwardRouted: routed backends without DNAT, IPv4 and IPv6; traffic
