@@ -273,6 +273,12 @@ func TestForwardRouted(t *testing.T) {
 		reach(t, "before the knock, stranger", ft.Stranger, a, 2222, false)
 		reach(t, "container to container", ft.B2, a, 2222, true)
 	}
+	// An emptied forward chain is noticed and put back.
+	ft.Server.Exec(t, "nft", "flush", "chain", "inet", "sesame", "forward")
+	if _, err := d.WaitLog(3*time.Second, Msg(logevent.TableRestored)); err != nil {
+		t.Fatalf("forward chain not restored: %v", err)
+	}
+	reach(t, "after the restore, stranger", ft.Stranger, backend1, 2222, false)
 	knockApp(t, ft, d)
 	reach(t, "after the knock, client v4", ft.Client, backend1, 2222, true)
 	// The IPv4 knock granted the client's IPv4 address only.
