@@ -177,8 +177,12 @@ func confirmKey(v6 bool, proto policy.Proto) []field {
 func confirms(d *policy.Door) bool { return d.Confirm && d.Static() }
 
 // doorSets returns door d's grant sets: open and manual per family, and
-// for a confirming door the pending ones.
+// for a confirming door the pending ones; none for a door that opens no
+// port of this host (only forward targets).
 func doorSets(d *policy.Door) []setModel {
+	if len(d.Open) == 0 {
+		return nil
+	}
 	size := uint32(d.MaxGrants)
 	if size == 0 {
 		size = policy.DefaultMaxGrants
@@ -276,6 +280,9 @@ func buildModel(p *policy.Policy) model {
 	m.chain.rules = append(m.chain.rules, accept(match{kind: matchCtState, states: ctEstablished | ctRelated}))
 	for i := range p.Doors {
 		d := &p.Doors[i]
+		if len(d.Open) == 0 {
+			continue // only forward targets: no local sets
+		}
 		for _, v6 := range []bool{false, true} {
 			key := grantKey(v6)
 			m.chain.rules = append(m.chain.rules,
