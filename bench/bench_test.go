@@ -141,6 +141,9 @@ func TestQuick(t *testing.T) {
 	if len(s.Latency4) != o.Knocks || len(s.Latency6) != o.Knocks {
 		t.Errorf("sesame: %d IPv4 and %d IPv6 latencies, want %d each", len(s.Latency4), len(s.Latency6), o.Knocks)
 	}
+	if len(s.FwdLatency4) != o.Knocks || len(s.FwdLatency6) != o.Knocks {
+		t.Errorf("sesame: %d IPv4 and %d IPv6 forward latencies, want %d each", len(s.FwdLatency4), len(s.FwdLatency6), o.Knocks)
+	}
 	if f := s.Floods[0]; f.Legit == 0 || f.Offered <= 0 || f.Delivered <= 0 || f.PeakRSSKiB <= 0 {
 		t.Errorf("sesame flood run not measured: %+v", f)
 	}

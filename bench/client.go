@@ -83,6 +83,7 @@ func tryConnect(dst netip.Addr, port uint16, timeout time.Duration) bool {
 // knockSpec is one knock by the legitimate client.
 type knockSpec struct {
 	Dst     netip.Addr
+	Target  netip.Addr // where the guarded port is; zero: Dst (a forwarded backend otherwise)
 	Ports   []uint16
 	Gap     time.Duration // between knock packets
 	Guarded uint16
@@ -106,10 +107,14 @@ func knockOnce(ns *nstest.NS, k knockSpec) (time.Duration, bool, error) {
 		if err := client.Knock(k.Dst, steps, k.Gap, nil); err != nil {
 			return fmt.Errorf("knock %s: %w", k.Dst, err)
 		}
+		target := k.Target
+		if !target.IsValid() {
+			target = k.Dst
+		}
 		sent := time.Now()
 		deadline := sent.Add(k.Within)
 		for {
-			if tryConnect(k.Dst, k.Guarded, 100*time.Millisecond) {
+			if tryConnect(target, k.Guarded, 100*time.Millisecond) {
 				lat, ok = time.Since(sent), true
 				return nil
 			}

@@ -92,6 +92,10 @@ iptables), in a table laid out like sesame's.
   `+"`connect()`"+` returns) to the first successful connect to the guarded port,
   polled every 100 µs, monotonic clock. The grant sets are flushed after
   each knock so that every knock starts from a closed port.
+- **Forwarded knock-to-grant latency** (sesame only): the same, with the
+  guarded port on a backend namespace that the server routes to (IPv4 and
+  IPv6, no DNAT), guarded by a door's `+"`forward`"+` targets: the client knocks on
+  the server and connects to the backend through it (the forward chain).
 - **Flood**: a raw AF_PACKET sender in the client namespace (this repo,
   `+"`bench/flood.go`"+`) writes spoofed TCP SYNs to the knock ports on the same
   link the client uses, alternating sources from 198.18.0.0/15 and

@@ -65,6 +65,20 @@ func Table(rs []Result) string {
 			})
 		}
 	}
+	for _, fam := range []string{"IPv4", "IPv6"} {
+		for _, p := range []float64{50, 99} {
+			add(fmt.Sprintf("knock-to-grant forwarded %s p%g", fam, p), func(r Result) (string, float64) {
+				ds := r.FwdLatency4
+				if fam == "IPv6" {
+					ds = r.FwdLatency6
+				}
+				if len(ds) == 0 {
+					return "n/a", -1
+				}
+				return ms(percentile(ds, p)), -1
+			})
+		}
+	}
 	for _, p := range []float64{50, 99, 100} {
 		name := fmt.Sprintf("sesame internal (read → nft applied) p%g", p)
 		if p == 100 {
@@ -79,7 +93,7 @@ func Table(rs []Result) string {
 		})
 	}
 	add("knocks not granted (latency runs)", func(r Result) (string, float64) {
-		return fmt.Sprint(r.LatencyFail), -1
+		return fmt.Sprint(r.LatencyFail + r.FwdLatencyFail), -1
 	})
 	if len(rs) > 0 {
 		for i, f := range rs[0].Floods {

@@ -71,10 +71,15 @@ type Result struct {
 	Latency4    []time.Duration
 	Latency6    []time.Duration
 	LatencyFail int
-	Internal    []time.Duration // sesame: read → nftables applied, per grant
-	Floods      []FloodRun
-	KnockFlood  *KnockFloodRun // sesame only
-	Bulk        BulkRun
+	// The forward path (sesame only): knock on the server, connect to a
+	// backend it routes to, guarded by a door's forward targets.
+	FwdLatency4    []time.Duration
+	FwdLatency6    []time.Duration
+	FwdLatencyFail int
+	Internal       []time.Duration // sesame: read → nftables applied, per grant
+	Floods         []FloodRun
+	KnockFlood     *KnockFloodRun // sesame only
+	Bulk           BulkRun
 }
 
 // FloodRun is one flood rate.
@@ -276,6 +281,11 @@ func runOne(opts Options, k daemonKind) (Result, error) {
 		logf("%d knocks not granted; the daemon's last lines:\n%s", res.LatencyFail, p.logTail())
 	}
 	p.stop()
+	if _, ok := k.(sesameKind); ok {
+		if err := forwardLatency(opts, &res, logf); err != nil {
+			return res, fmt.Errorf("forward latency: %w", err)
+		}
+	}
 
 	for _, rate := range opts.Rates {
 		logf("flood at %s for %s", rateName(rate), opts.FloodFor)

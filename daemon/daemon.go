@@ -71,6 +71,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	p.Interfaces = ifaces // the forward chain's outside interfaces
 	// Every goroutine started here is in bg, and Run returns only after
 	// all of them: cancel, wait for bg (no healer can open a socket any
 	// more), close the sockets (which joins their readers), save.
@@ -233,6 +234,7 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 	}
 	ifaces, err := interfaces(p)
 	if err == nil {
+		p.Interfaces = ifaces
 		err = r.table.Ensure(p)
 	}
 	if err == nil {

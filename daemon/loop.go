@@ -167,7 +167,7 @@ func (l *loop) decide(ds []knock.Decision) {
 			}
 			// A close sequence takes the door's knocked grants, never its
 			// manual ones (sesame grant) nor another door's.
-			l.revokes = append(l.revokes, nft.Revoke{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open})
+			l.revokes = append(l.revokes, nft.Revoke{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, Forward: len(d.Door.Forward) > 0})
 			l.closing = append(l.closing, l.hookFor("close", d.Door, d.Door.OnClose, d.Src.String()))
 		}
 	}
@@ -177,7 +177,7 @@ func (l *loop) decide(ds []knock.Decision) {
 // on a door with confirm (the kernel makes it a grant for open_for when the
 // knocker's connection is established), else for open_for.
 func knockGrant(d *knock.Decision) nft.Grant {
-	g := nft.Grant{Src: d.Src, Door: d.Door.Name, Kind: nft.Open, Ports: d.Door.Open, TTL: d.Door.OpenFor}
+	g := nft.Grant{Src: d.Src, Door: d.Door.Name, Kind: nft.Open, Ports: d.Door.Open, Forward: len(d.Door.Forward) > 0, TTL: d.Door.OpenFor}
 	switch d.Door.Kind() {
 	case policy.KindStatic:
 		if d.Door.Confirm {
@@ -289,6 +289,9 @@ func (l *loop) logDecision(d *knock.Decision) {
 		attrs = append(attrs, slog.String("stage", itoa(d.Stage)+"/"+itoa(d.Of)), slog.String("hit", d.Hit.String()))
 	case knock.Open:
 		attrs = append(attrs, slog.String("ports", policy.FormatPorts(d.Door.Open)), slog.String("for", d.Door.OpenFor.String()))
+		if len(d.Door.Forward) > 0 {
+			attrs = append(attrs, slog.String("forward", policy.FormatTargets(d.Door.Forward)))
+		}
 		if d.Door.Confirm && d.Door.Static() { // pending until the knocker connects
 			attrs = append(attrs, slog.String("confirm", d.Door.ConfirmWithin.String()))
 		}

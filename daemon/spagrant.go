@@ -61,7 +61,10 @@ func (l *loop) spaGrant(r spaRequest) {
 		attrs = append(attrs, "asked_for", m.ClientTimeout.String())
 	}
 	// Logged and counted once it lands (settle).
-	l.queue(nft.Grant{Src: target, Door: d.Name, Kind: nft.Open, Ports: ports, TTL: ttl},
+	if len(d.Forward) > 0 {
+		attrs = append(attrs, "forward", policy.FormatTargets(d.Forward))
+	}
+	l.queue(nft.Grant{Src: target, Door: d.Name, Kind: nft.Open, Ports: ports, Forward: len(d.Forward) > 0, TTL: ttl},
 		queued{spa: attrs, hook: l.hookFor("open", d, d.OnOpen, target.String())})
 }
 

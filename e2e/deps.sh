@@ -18,6 +18,7 @@ if [ "${1:-}" != --demo ] && command -v apt-get >/dev/null; then
 	command -v hping3 >/dev/null || missing+=(hping3)
 	command -v curl >/dev/null || missing+=(curl)
 	command -v fwknop >/dev/null || missing+=(fwknop-client) # SPA e2e (issue 8)
+	command -v iptables >/dev/null || missing+=(iptables) # forward e2e: Docker's rules, iptables-nft (issue 13)
 fi
 if [ "${1:-}" != --demo ]; then
 	command -v setpriv >/dev/null || missing+=(util-linux)      # e2e: unprivileged daemon

@@ -10,30 +10,34 @@ import (
 )
 
 // Grant opens ports of a door for one source address for TTL, in the
-// door's set of its kind; the kernel expires it.
+// door's set of its kind (a local kind: Open, Pending or Manual); the
+// kernel expires it. With Forward, the door's forward targets are granted
+// too, in its forward set of the same kind, in the same transaction.
 type Grant struct {
-	Src   netip.Addr
-	Door  string // names the door's sets; also the elements' comment
-	Kind  Kind
-	Ports []policy.PortProto
-	TTL   time.Duration
+	Src     netip.Addr
+	Door    string // names the door's sets; also the elements' comment
+	Kind    Kind
+	Ports   []policy.PortProto // may be empty with Forward (a door with only forward)
+	Forward bool
+	TTL     time.Duration
 }
 
 // Revoke closes ports of a door for one source address before their grant
 // expires: in the door's open and pending sets, and with Manual also in its
 // manual set (`sesame revoke`; a close sequence leaves manual grants).
 type Revoke struct {
-	Src    netip.Addr
-	Door   string
-	Ports  []policy.PortProto
-	Manual bool
+	Src     netip.Addr
+	Door    string
+	Ports   []policy.PortProto
+	Manual  bool
+	Forward bool // also the door's forward grants of those kinds
 }
 
 // Element is one grant as the kernel holds it.
 type Element struct {
 	Addr    netip.Addr
-	Port    policy.PortProto
-	Door    string // from the set's name
+	Port    policy.PortProto // zero for a forward grant (Kind.Forward): it opens all the door's targets
+	Door    string           // from the set's name
 	Kind    Kind
 	Timeout time.Duration // the grant's length
 	Expires time.Duration // time left
@@ -53,6 +57,16 @@ func elemKey(a netip.Addr, pp policy.PortProto) []byte {
 	return append(k, portKey(pp)...)
 }
 
+// addrKey encodes a forward grant's key: the source address alone.
+func addrKey(a netip.Addr) []byte {
+	if a.Is4() {
+		b := a.As4()
+		return b[:]
+	}
+	b := a.As16()
+	return b[:]
+}
+
 // portKey encodes proto . port (the guarded set's key, the tail of a grant
 // key): the protocol byte and the big-endian port, each padded to 4 bytes.
 func portKey(pp policy.PortProto) []byte {
@@ -63,12 +77,16 @@ func portKey(pp policy.PortProto) []byte {
 func parseKey(k []byte) (netip.Addr, policy.PortProto, error) {
 	var a netip.Addr
 	switch len(k) {
+	case 4: // a forward grant: the address alone
+		return netip.AddrFrom4([4]byte(k)), policy.PortProto{}, nil
+	case 16:
+		return netip.AddrFrom16([16]byte(k)), policy.PortProto{}, nil
 	case 12:
 		a = netip.AddrFrom4([4]byte(k[:4]))
 	case 24:
 		a = netip.AddrFrom16([16]byte(k[:16]))
 	default:
-		return netip.Addr{}, policy.PortProto{}, fmt.Errorf("grant key of %d bytes: want 12 or 24", len(k))
+		return netip.Addr{}, policy.PortProto{}, fmt.Errorf("grant key of %d bytes: want 4, 12, 16 or 24", len(k))
 	}
 	r := k[len(k)-8:]
 	return a, policy.PortProto{Proto: policy.Proto(r[0]), Port: binary.BigEndian.Uint16(r[4:6])}, nil
@@ -89,7 +107,7 @@ func checkGrant(g *Grant) error {
 		return invalid("grant %s: door name of %d bytes: want at most %d", g.Src, len(g.Door), maxComment)
 	case !validDoor(g.Door):
 		return invalid("grant %s: %q is not a door name", g.Src, g.Door)
-	case int(g.Kind) >= len(setPrefix):
+	case int(g.Kind) >= len(setPrefix) || g.Kind.Forward():
 		return invalid("grant %s: unknown kind %v", g.Src, g.Kind)
 	}
 	return nil
@@ -145,6 +163,11 @@ func plan(grants []Grant, revokes []Revoke, exists func(string) bool, grantErrs 
 		if r.Manual {
 			kinds = append(kinds, Manual)
 		}
+		if r.Forward {
+			for _, k := range kinds {
+				kinds = append(kinds, k.forward())
+			}
+		}
 		for _, k := range kinds {
 			name := grantSetName(k, src, r.Door)
 			if !exists(name) {
@@ -152,11 +175,10 @@ func plan(grants []Grant, revokes []Revoke, exists func(string) bool, grantErrs 
 			}
 			sp := get(name)
 			sp.revokes = append(sp.revokes, i)
-			for _, pp := range r.Ports {
-				k := elemKey(src, pp)
-				if id := name + "\x00" + string(k); !seenDel[id] {
+			for _, key := range grantKeys(k, src, r.Ports) {
+				if id := name + "\x00" + string(key); !seenDel[id] {
 					seenDel[id] = true
-					sp.dels = append(sp.dels, elem{key: k})
+					sp.dels = append(sp.dels, elem{key: key})
 				}
 			}
 		}
@@ -172,30 +194,58 @@ func plan(grants []Grant, revokes []Revoke, exists func(string) bool, grantErrs 
 			continue
 		}
 		src := g.Src.Unmap()
-		name := grantSetName(g.Kind, src, g.Door)
-		if !exists(name) {
-			grantErrs[i] = invalid("grant %s: no set %s in the table: is the daemon running a config with door %q?", src, name, g.Door)
+		var kinds []Kind
+		if len(g.Ports) > 0 || !g.Forward {
+			kinds = append(kinds, g.Kind)
+		}
+		if g.Forward {
+			kinds = append(kinds, g.Kind.forward())
+		}
+		for _, k := range kinds {
+			name := grantSetName(k, src, g.Door)
+			if !exists(name) {
+				grantErrs[i] = invalid("grant %s: no set %s in the table: is the daemon running a config with door %q?", src, name, g.Door)
+				break
+			}
+		}
+		if grantErrs[i] != nil {
 			continue
 		}
-		sp := get(name)
-		gr := groups[gkey{name, src}]
-		if gr == nil {
-			gr = &group{}
-			groups[gkey{name, src}] = gr
-			sp.groups = append(sp.groups, gr)
-		}
-		gr.grants = append(gr.grants, i)
-	next:
-		for _, pp := range g.Ports {
-			e := elem{key: elemKey(src, pp), timeout: g.TTL, comment: g.Door}
-			for j := range gr.adds {
-				if string(gr.adds[j].key) == string(e.key) {
-					gr.adds[j] = e
-					continue next
-				}
+		for _, k := range kinds {
+			name := grantSetName(k, src, g.Door)
+			sp := get(name)
+			gr := groups[gkey{name, src}]
+			if gr == nil {
+				gr = &group{}
+				groups[gkey{name, src}] = gr
+				sp.groups = append(sp.groups, gr)
 			}
-			gr.adds = append(gr.adds, e)
+			gr.grants = append(gr.grants, i)
+		next:
+			for _, key := range grantKeys(k, src, g.Ports) {
+				e := elem{key: key, timeout: g.TTL, comment: g.Door}
+				for j := range gr.adds {
+					if string(gr.adds[j].key) == string(e.key) {
+						gr.adds[j] = e
+						continue next
+					}
+				}
+				gr.adds = append(gr.adds, e)
+			}
 		}
 	}
 	return sets
+}
+
+// grantKeys returns the keys of a grant of ports for src in a set of kind
+// k: one per port, or for a forward kind the address alone.
+func grantKeys(k Kind, src netip.Addr, ports []policy.PortProto) [][]byte {
+	if k.Forward() {
+		return [][]byte{addrKey(src)}
+	}
+	out := make([][]byte, len(ports))
+	for i, pp := range ports {
+		out[i] = elemKey(src, pp)
+	}
+	return out
 }

@@ -70,6 +70,14 @@ func (t *Table) Ensure(p *policy.Policy) error {
 		ch = c.AddChain(m.chain.nfChain(tbl))
 		c.FlushChain(ch)
 	}
+	var fwd *nftables.Chain
+	if m.forward != nil {
+		fwd = c.AddChain(m.forward.nfChain(tbl))
+		c.FlushChain(fwd)
+	} else if !m.setsOnly && t.hasChain(c, chainForward) {
+		// In sets mode a chain named forward is the admin's: never touched.
+		c.DelChain(&nftables.Chain{Name: chainForward, Table: tbl})
+	}
 
 	mv := moves{}
 	want := map[string]*setModel{}
@@ -91,15 +99,15 @@ func (t *Table) Ensure(p *policy.Policy) error {
 			}
 		}
 		for name, s := range have {
-			if _, _, _, ok := parseSetName(name); ok && want[name] == nil {
-				c.DelSet(s) // a door that is gone
+			if _, _, _, ok := parseSetName(name); (ok || name == setOutside) && want[name] == nil {
+				c.DelSet(s) // a door that is gone, or the last forward target
 			}
 		}
 		for i := range m.sets {
 			sm := &m.sets[i]
 			old := have[sm.name]
 			if old != nil && !sameSet(old, sm) {
-				if sm.kind != Pending {
+				if !sm.kind.pending() {
 					if err := mv.take(c, old, func(nftables.SetElement) string { return sm.name }); err != nil {
 						return err
 					}
@@ -122,9 +130,12 @@ func (t *Table) Ensure(p *policy.Policy) error {
 				continue // its elements are live state, never flushed
 			}
 			c.FlushSet(s)
-			elems := make([]nftables.SetElement, len(sm.elems))
-			for i, e := range sm.elems {
-				elems[i] = nftables.SetElement{Key: portKey(e)}
+			elems := make([]nftables.SetElement, 0, len(sm.elems)+len(sm.names))
+			for _, e := range sm.elems {
+				elems = append(elems, nftables.SetElement{Key: portKey(e)})
+			}
+			for _, n := range sm.names {
+				elems = append(elems, nftables.SetElement{Key: ifnameKey(n)})
 			}
 			if err := addElements(c, s, elems); err != nil {
 				return err
@@ -138,6 +149,11 @@ func (t *Table) Ensure(p *policy.Policy) error {
 	for _, r := range m.chain.rules {
 		if ch != nil {
 			c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.exprs()})
+		}
+	}
+	if fwd != nil {
+		for _, r := range m.forward.rules {
+			c.AddRule(&nftables.Rule{Table: tbl, Chain: fwd, Exprs: r.exprs()})
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -256,4 +272,26 @@ func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement)
 		elems = elems[n:]
 	}
 	return nil
+}
+
+// ifnameKey encodes an interface name as the kernel keys an ifname set:
+// IFNAMSIZ bytes, NUL-padded.
+func ifnameKey(name string) []byte {
+	k := make([]byte, 16)
+	copy(k, name)
+	return k
+}
+
+// hasChain reports whether the table has chain name.
+func (t *Table) hasChain(c *nftables.Conn, name string) bool {
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false
+	}
+	for _, ch := range chains {
+		if ch.Table.Name == t.name && ch.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -13,7 +13,7 @@ import (
 func (f field) datatype() nftables.SetDatatype {
 	return [...]nftables.SetDatatype{
 		nftables.TypeIPAddr, nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService,
-		nftables.TypeInetService, nftables.TypeInetService,
+		nftables.TypeInetService, nftables.TypeInetService, nftables.TypeIFName,
 	}[f]
 }
 
@@ -23,7 +23,7 @@ func (s setModel) nfSet(t *nftables.Table) *nftables.Set {
 	for i, f := range s.key {
 		types[i] = f.datatype()
 	}
-	return &nftables.Set{
+	set := &nftables.Set{
 		Table:      t,
 		Name:       s.name,
 		KeyType:    nftables.MustConcatSetType(types...),
@@ -32,6 +32,12 @@ func (s setModel) nfSet(t *nftables.Table) *nftables.Set {
 		Size:       s.size,
 		Comment:    s.comment,
 	}
+	if len(s.key) == 1 && s.key[0] == fieldIifname {
+		// nft marks a string key host-endian in the set's userdata, or
+		// lists its elements as "".
+		set.KeyByteOrder = binaryutil.NativeEndian
+	}
+	return set
 }
 
 // register returns the netlink register number for the 32-bit register
@@ -54,6 +60,8 @@ func (f field) load(slot int) []expr.Any {
 		return []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16}}
 	case fieldL4Proto:
 		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg}}
+	case fieldIifname:
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg}}
 	default: // fieldTHDport, fieldTCPDport, fieldUDPDport
 		return []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
 	}
@@ -109,8 +117,11 @@ func ctBits(key expr.CtKey, bits uint32) []expr.Any {
 }
 
 // ipsAssured is IPS_ASSURED, the conntrack status bit `ct status assured`
-// tests.
-const ipsAssured = 1 << 2
+// tests; ipsDstNAT is IPS_DST_NAT (`ct status dnat`).
+const (
+	ipsAssured = 1 << 2
+	ipsDstNAT  = 1 << 5
+)
 
 func (m match) exprs() []expr.Any {
 	switch m.kind {
@@ -118,6 +129,27 @@ func (m match) exprs() []expr.Any {
 		return ctBits(expr.CtKeySTATE, m.states)
 	case matchCtAssured:
 		return ctBits(expr.CtKeySTATUS, ipsAssured)
+	case matchCtDNAT:
+		return ctBits(expr.CtKeySTATUS, ipsDstNAT)
+	case matchCtOrigDaddr:
+		// As nft emits `meta nfproto ipv4 ct original daddr A`, which it
+		// lists as `ct original ip daddr A` (google/nftables v0.3.0 sends
+		// no direction for the ct keys of one family, dst_ip/dst_ip6).
+		nfproto, addr := byte(unix.NFPROTO_IPV6), m.addr.AsSlice()
+		if m.addr.Is4() {
+			nfproto = unix.NFPROTO_IPV4
+		}
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+			&expr.Ct{Register: 1, Key: expr.CtKeyDST, Direction: 0},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr},
+		}
+	case matchCtOrigDport:
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeyPROTODST, Direction: 0},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(m.port)},
+		}
 	case matchCtOrig:
 		return []expr.Any{
 			&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
@@ -190,11 +222,15 @@ func (r ruleModel) exprs() []expr.Any {
 func (c chainModel) nfChain(t *nftables.Table) *nftables.Chain {
 	prio := nftables.ChainPriority(c.priority)
 	pol := nftables.ChainPolicyAccept
+	hook := nftables.ChainHookInput
+	if c.hook == chainForward {
+		hook = nftables.ChainHookForward
+	}
 	return &nftables.Chain{
 		Name:     c.name,
 		Table:    t,
 		Type:     nftables.ChainTypeFilter,
-		Hooknum:  nftables.ChainHookInput,
+		Hooknum:  hook,
 		Priority: &prio,
 		Policy:   &pol,
 	}

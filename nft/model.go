@@ -2,6 +2,8 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,20 +43,21 @@ const (
 	fieldTHDport               // th dport: inet_service
 	fieldTCPDport              // tcp dport: inet_service, only for tcp
 	fieldUDPDport              // udp dport: inet_service, only for udp
+	fieldIifname               // iifname: ifname (the forward chain's outside set)
 )
 
 // fieldExpr is the field as a rule's match writes it.
 func (f field) expr() string {
-	return [...]string{"ip saddr", "ip6 saddr", "meta l4proto", "th dport", "tcp dport", "udp dport"}[f]
+	return [...]string{"ip saddr", "ip6 saddr", "meta l4proto", "th dport", "tcp dport", "udp dport", "iifname"}[f]
 }
 
 // typeName is the field's nft data type, as a set declaration writes it.
 func (f field) typeName() string {
-	return [...]string{"ipv4_addr", "ipv6_addr", "inet_proto", "inet_service", "inet_service", "inet_service"}[f]
+	return [...]string{"ipv4_addr", "ipv6_addr", "inet_proto", "inet_service", "inet_service", "inet_service", "ifname"}[f]
 }
 
 // size is the field's length in bytes (before padding to 32 bits).
-func (f field) size() int { return [...]int{4, 16, 1, 2, 2, 2}[f] }
+func (f field) size() int { return [...]int{4, 16, 1, 2, 2, 2, 16}[f] }
 
 // setModel is one named set.
 type setModel struct {
@@ -64,7 +67,8 @@ type setModel struct {
 	timeout bool   // flags timeout: elements may carry their own timeout
 	dynamic bool   // flags dynamic: a rule updates it (a confirming door's open sets)
 	comment string
-	elems   []policy.PortProto // static elements; only guarded has them
+	elems   []policy.PortProto // static elements of guarded
+	names   []string           // static elements of outside (interface names)
 
 	// A door's grant set: its kind, family and door.
 	kind Kind
@@ -79,12 +83,15 @@ func (s setModel) isGrant() bool { return s.door != "" }
 type matchKind uint8
 
 const (
-	matchLookup    matchKind = iota // key fields (!=) @set
-	matchCtState                    // ct state STATES
-	matchCtOrig                     // ct direction original
-	matchCtAssured                  // ct status assured
-	matchL4Proto                    // meta l4proto PROTO
-	matchLoopback                   // iif "lo"
+	matchLookup      matchKind = iota // key fields (!=) @set
+	matchCtState                      // ct state STATES
+	matchCtOrig                       // ct direction original
+	matchCtAssured                    // ct status assured
+	matchL4Proto                      // meta l4proto PROTO
+	matchLoopback                     // iif "lo"
+	matchCtDNAT                       // ct status dnat
+	matchCtOrigDaddr                  // ct original ip daddr ADDR (ip6 for IPv6)
+	matchCtOrigDport                  // ct original proto-dst PORT (after a meta l4proto match)
 )
 
 // ct state bits, as the kernel and nft number them.
@@ -100,7 +107,9 @@ type match struct {
 	set    string  // matchLookup
 	invert bool    // matchLookup
 	proto  policy.Proto
-	states uint32 // matchCtState
+	states uint32     // matchCtState
+	addr   netip.Addr // matchCtOrigDaddr
+	port   uint16     // matchCtOrigDport
 }
 
 // update is a rule's `update @set { key timeout T }`: it adds the packet's
@@ -129,21 +138,25 @@ type ruleModel struct {
 	verdict verdict
 }
 
-// chainModel is the base chain; it always hooks input as a filter chain
-// with policy accept: only guarded ports are ever shut.
+// chainModel is a base chain: a filter chain with policy accept on its
+// hook (input, or forward for forward doors): only guarded ports and
+// forwarded services are ever shut.
 type chainModel struct {
 	name     string
+	hook     string // "input" or "forward"
 	priority int32
 	rules    []ruleModel
 	regular  bool // no hook: sets mode's chain, which the admin's input chain jumps to
 }
 
 type model struct {
-	table string
-	sets  []setModel
-	chain chainModel
+	table   string
+	sets    []setModel
+	chain   chainModel  // input
+	forward *chainModel // nil when no door has forward targets
 	// setsOnly: table_mode = "sets": only the sets are installed; the
-	// chain is what Ruleset prints for the admin to paste.
+	// chain is what Ruleset prints for the admin to paste (policy refuses
+	// forward targets in that mode).
 	setsOnly bool
 }
 
@@ -170,8 +183,12 @@ func confirmKey(v6 bool, proto policy.Proto) []field {
 func confirms(d *policy.Door) bool { return d.Confirm && d.Static() }
 
 // doorSets returns door d's grant sets: open and manual per family, and
-// for a confirming door the pending ones.
+// for a confirming door the pending ones; none for a door that opens no
+// port of this host (only forward targets).
 func doorSets(d *policy.Door) []setModel {
+	if len(d.Open) == 0 {
+		return nil
+	}
 	size := uint32(d.MaxGrants)
 	if size == 0 {
 		size = policy.DefaultMaxGrants
@@ -239,7 +256,7 @@ func buildModel(p *policy.Policy) model {
 	m := model{
 		table: table,
 		sets:  []setModel{{name: setGuarded, key: guardKey, comment: ownerComment, elems: p.Guarded()}},
-		chain: chainModel{name: chainInput, priority: chainPriority},
+		chain: chainModel{name: chainInput, hook: chainInput, priority: chainPriority},
 	}
 	accept := func(ms ...match) ruleModel { return ruleModel{matches: ms, verdict: verdictAccept} }
 	lookup := func(key []field, set string) match { return match{kind: matchLookup, key: key, set: set} }
@@ -269,6 +286,9 @@ func buildModel(p *policy.Policy) model {
 	m.chain.rules = append(m.chain.rules, accept(match{kind: matchCtState, states: ctEstablished | ctRelated}))
 	for i := range p.Doors {
 		d := &p.Doors[i]
+		if len(d.Open) == 0 {
+			continue // only forward targets: no local sets
+		}
 		for _, v6 := range []bool{false, true} {
 			key := grantKey(v6)
 			m.chain.rules = append(m.chain.rules,
@@ -286,6 +306,9 @@ func buildModel(p *policy.Policy) model {
 			ruleModel{verdict: verdictRejectICMPX})
 	} else {
 		m.chain.rules = append(m.chain.rules, ruleModel{verdict: verdictDrop})
+	}
+	if p.Forwards() {
+		m.addForward(p)
 	}
 	if p.TableMode == policy.TableSets {
 		setsOnly(&m)
@@ -309,6 +332,10 @@ func (m model) render() string {
 		b.WriteString("\n")
 	}
 	m.chain.render(&b)
+	if m.forward != nil {
+		b.WriteString("\n")
+		m.forward.render(&b)
+	}
 	b.WriteString("}\n")
 	return b.String()
 }
@@ -339,6 +366,13 @@ func (s setModel) render(b *strings.Builder) {
 		// nft puts each concatenated element on its own line.
 		fmt.Fprintf(b, "\t\telements = { %s }\n", strings.Join(elems, ",\n\t\t\t     "))
 	}
+	if len(s.names) > 0 {
+		elems := make([]string, len(s.names))
+		for i, n := range s.names {
+			elems[i] = strconv.Quote(n)
+		}
+		fmt.Fprintf(b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+	}
 	b.WriteString("\t}\n")
 }
 
@@ -353,7 +387,7 @@ func (c chainModel) render(b *strings.Builder) {
 	if c.regular {
 		fmt.Fprintf(b, "\tchain %s {\n", c.name)
 	} else {
-		fmt.Fprintf(b, "\tchain %s {\n\t\ttype filter hook input priority %s; policy accept;\n", c.name, prio)
+		fmt.Fprintf(b, "\tchain %s {\n\t\ttype filter hook %s priority %s; policy accept;\n", c.name, c.hook, prio)
 	}
 	for _, r := range c.rules {
 		fmt.Fprintf(b, "\t\t%s\n", r.render())
@@ -408,6 +442,15 @@ func (m match) render() string {
 		return "meta l4proto " + m.proto.String()
 	case matchLoopback:
 		return `iif "lo"`
+	case matchCtDNAT:
+		return "ct status dnat"
+	case matchCtOrigDaddr:
+		if m.addr.Is4() {
+			return "ct original ip daddr " + m.addr.String()
+		}
+		return "ct original ip6 daddr " + m.addr.String()
+	case matchCtOrigDport:
+		return "ct original proto-dst " + strconv.Itoa(int(m.port))
 	}
 	op := "@"
 	if m.invert {

@@ -25,11 +25,38 @@ const (
 	// Manual holds `sesame grant` grants: no knock shortens them and no
 	// close sequence revokes them.
 	Manual
+	// FwdOpen, FwdPending and FwdManual are Open, Pending and Manual for
+	// a door's forward targets, in the forward chain: one element per
+	// source address (the door's targets are granted whole), so that a
+	// forward grant never opens a local port and a local grant never
+	// opens a forwarded one.
+	FwdOpen
+	FwdPending
+	FwdManual
 )
 
-var kindNames = [...]string{"open", "pending", "manual"}
+var kindNames = [...]string{"open", "pending", "manual", "open", "pending", "manual"}
 
-// String returns "open", "pending" or "manual".
+// Forward reports whether k is a kind of forward grant.
+func (k Kind) Forward() bool { return k >= FwdOpen }
+
+// Local returns the local kind of k (Open for FwdOpen); k itself when it
+// is local.
+func (k Kind) Local() Kind {
+	if k.Forward() {
+		return k - FwdOpen
+	}
+	return k
+}
+
+// forward returns the forward kind of local kind k (FwdOpen for Open).
+func (k Kind) forward() Kind { return k.Local() + FwdOpen }
+
+// pending reports whether k holds pending grants (Pending, FwdPending).
+func (k Kind) pending() bool { return k.Local() == Pending }
+
+// String returns "open", "pending" or "manual", for forward kinds too
+// (Element.Kind.Forward tells them apart).
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -38,8 +65,9 @@ func (k Kind) String() string {
 }
 
 // setPrefix starts the name of a door's set of a kind, before the family
-// digit: open4_ssh, pend6_ssh, manual4_ssh.
-var setPrefix = [...]string{"open", "pend", "manual"}
+// digit: open4_ssh, pend6_ssh, manual4_ssh, fwd4_app, fpend6_app,
+// fmanual4_app. No prefix is a prefix of another.
+var setPrefix = [...]string{"open", "pend", "manual", "fwd", "fpend", "fmanual"}
 
 // Legacy set names: before per-door sets (issue 11), every grant lived in
 // these two. Ensure moves their elements into the door sets and deletes them.

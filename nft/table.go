@@ -331,7 +331,7 @@ func newSetInfo(k Kind, size int) *setInfo {
 	if si.size == 0 {
 		si.size = policy.DefaultMaxGrants
 	}
-	if k == Pending {
+	if k.pending() {
 		si.fifo = newFIFO()
 	}
 	return si

@@ -20,6 +20,7 @@ type Drift struct {
 // installed is what Ensure put in the kernel, for Verify to compare with.
 type installed struct {
 	handles  []uint64 // the input chain's rule handles, in order
+	forward  []uint64 // the forward chain's, nil when there is none
 	guarded  int      // elements of the guarded set
 	sets     []string // every set, the guarded set first
 	setsOnly bool     // no chain of sesame's (table_mode = "sets")
@@ -34,16 +35,19 @@ func (t *Table) record(c *nftables.Conn, guarded int, m model) error {
 		}
 		return nil
 	}
-	rules, err := c.GetRules(t.nfTable(), &nftables.Chain{Name: chainInput, Table: t.nfTable()})
+	handles, err := ruleHandles(t.opts.netns, t.name, chainInput)
 	if err != nil {
 		return fmt.Errorf("list rules of chain inet %s %s: %w", t.name, chainInput, err)
 	}
-	t.inst = &installed{guarded: guarded}
+	t.inst = &installed{guarded: guarded, handles: handles}
 	for _, s := range m.sets {
 		t.inst.sets = append(t.inst.sets, s.name)
 	}
-	for _, r := range rules {
-		t.inst.handles = append(t.inst.handles, r.Handle)
+	if m.forward == nil {
+		return nil
+	}
+	if t.inst.forward, err = ruleHandles(t.opts.netns, t.name, chainForward); err != nil {
+		return fmt.Errorf("list rules of chain inet %s %s: %w", t.name, chainForward, err)
 	}
 	return nil
 }
@@ -80,25 +84,29 @@ func (t *Table) Verify() (Drift, error) {
 	}
 	for _, name := range inst.sets {
 		if !slices.ContainsFunc(sets, func(s *nftables.Set) bool { return s.Name == name }) {
-			return Drift{What: "set " + name + " is gone", GrantsLost: name != setGuarded}, nil
+			return Drift{What: "set " + name + " is gone", GrantsLost: name != setGuarded && name != setOutside}, nil
 		}
 	}
 	if inst.setsOnly {
 		return t.verifyGuarded(c, inst)
 	}
-	rules, err := c.GetRules(t.nfTable(), &nftables.Chain{Name: chainInput, Table: t.nfTable()})
-	if errors.Is(err, unix.ENOENT) {
-		return Drift{What: "chain " + chainInput + " is gone"}, nil
-	}
-	if err != nil {
-		return Drift{}, fmt.Errorf("list rules of chain inet %s %s: %w", t.name, chainInput, err)
-	}
-	handles := make([]uint64, len(rules))
-	for i, r := range rules {
-		handles[i] = r.Handle
-	}
-	if !slices.Equal(handles, inst.handles) {
-		return Drift{What: fmt.Sprintf("chain %s has %d rules with other handles than the %d sesame installed", chainInput, len(rules), len(inst.handles))}, nil
+	for _, ch := range []struct {
+		name    string
+		handles []uint64
+	}{{chainInput, inst.handles}, {chainForward, inst.forward}} {
+		if ch.handles == nil {
+			continue
+		}
+		handles, err := ruleHandles(t.opts.netns, t.name, ch.name)
+		if errors.Is(err, unix.ENOENT) {
+			return Drift{What: "chain " + ch.name + " is gone"}, nil
+		}
+		if err != nil {
+			return Drift{}, fmt.Errorf("list rules of chain inet %s %s: %w", t.name, ch.name, err)
+		}
+		if !slices.Equal(handles, ch.handles) {
+			return Drift{What: fmt.Sprintf("chain %s has %d rules with other handles than the %d sesame installed", ch.name, len(handles), len(ch.handles))}, nil
+		}
 	}
 	return t.verifyGuarded(c, inst)
 }

@@ -41,14 +41,25 @@ func (v *validator) door(rd *rawDoor) (Door, doorSrc) {
 		}
 		d.CloseSequence = src.close.pp
 	}
-	if rd.Open == nil {
-		v.add(errorf(rd.DefRange, "Missing required argument", "Door %q has no open; open is required: it is %s.", rd.Name, allowOpen))
-	} else {
+	if rd.Forward != nil {
+		var ok bool
+		if d.Forward, ok = v.forwardList(rd.Forward); !ok {
+			d.Forward = nil
+		}
+	}
+	switch {
+	case rd.Open == nil && rd.Forward == nil:
+		v.add(errorf(rd.DefRange, "Missing required argument", "Door %q has no open and no forward; open is required unless the door has forward (it may have both): open is %s; forward is %s.", rd.Name, allowOpen, allowForward))
+	case rd.Open == nil:
+	default:
 		src.open = v.portList(rd.Open, allowOpen)
 		if src.open.ok && !v.openList(src.open) {
 			src.open.ok = false
 		}
 		d.Open = src.open.pp
+	}
+	if rd.Open == nil && rd.Forward != nil && d.Kind() == KindSPA {
+		v.add(errorf(rd.Forward.NameRange, "SPA door without open", "Door %q is an spa door: an SPA request asks for ports of open, so it needs open; forward is granted beside them.", rd.Name))
 	}
 
 	var ok bool

@@ -275,5 +275,5 @@ func (s *SPA) String() string {
 // spaSummary: "spa: spa 62201/udp, max age 2m, client timeout up to 5m,
 // 1 client(s), opens up to 22/tcp,443/tcp for 30s".
 func (d *Door) spaSummary(b *strings.Builder) {
-	fmt.Fprintf(b, "%s: spa %s, %d client(s), opens up to %s for %s", d.Name, d.SPA, len(d.Clients), FormatPorts(d.Open), fmtDur(d.OpenFor))
+	fmt.Fprintf(b, "%s: spa %s, %d client(s), %s for %s", d.Name, d.SPA, len(d.Clients), d.opens("up to "), fmtDur(d.OpenFor))
 }

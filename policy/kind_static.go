@@ -23,7 +23,7 @@ func (d *Door) knockTail(b *strings.Builder) {
 	if d.TCPFlags != DefaultTCPFlags {
 		fmt.Fprintf(b, " (tcp flags %s)", d.TCPFlags)
 	}
-	fmt.Fprintf(b, ", opens %s for %s", FormatPorts(d.Open), fmtDur(d.OpenFor))
+	fmt.Fprintf(b, ", %s for %s", d.opens(""), fmtDur(d.OpenFor))
 	if d.Confirm {
 		fmt.Fprintf(b, " once connected within %s", fmtDur(d.ConfirmWithin))
 	}

@@ -36,7 +36,8 @@ type rawDoor struct {
 	Sequence      *hcl.Attribute `hcl:"sequence,optional"`
 	SeqTimeout    *hcl.Attribute `hcl:"seq_timeout,optional"`
 	TCPFlags      *hcl.Attribute `hcl:"tcp_flags,optional"`
-	Open          *hcl.Attribute `hcl:"open"`
+	Open          *hcl.Attribute `hcl:"open,optional"`
+	Forward       *hcl.Attribute `hcl:"forward,optional"`
 	OpenFor       *hcl.Attribute `hcl:"open_for,optional"`
 	CloseSequence *hcl.Attribute `hcl:"close_sequence,optional"`
 

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,11 +25,16 @@ var referencePolicy = &Policy{
 	Closed:     ClosedReject,
 	Doors: []Door{
 		{
-			Name:          "ssh",
-			Sequence:      []PortProto{tcp(7000), udp(8000), tcp(9000)},
-			SeqTimeout:    10 * time.Second,
-			TCPFlags:      TCPFlags{Mask: FlagSYN | FlagACK | FlagRST, Want: FlagSYN},
-			Open:          []PortProto{tcp(22)},
+			Name:       "ssh",
+			Sequence:   []PortProto{tcp(7000), udp(8000), tcp(9000)},
+			SeqTimeout: 10 * time.Second,
+			TCPFlags:   TCPFlags{Mask: FlagSYN | FlagACK | FlagRST, Want: FlagSYN},
+			Open:       []PortProto{tcp(22)},
+			Forward: []Target{
+				{PortProto: tcp(8080)},
+				{Addr: netip.MustParseAddr("192.0.2.10"), PortProto: tcp(22)},
+				{Addr: netip.MustParseAddr("2001:db8:5::10"), PortProto: tcp(443)},
+			},
 			OpenFor:       time.Minute,
 			CloseSequence: []PortProto{tcp(9000), udp(8000), tcp(7000)},
 			OnOpen:        []string{"/usr/bin/logger", "-t", "sesame", "{door} opened {ports} for {ip}"},

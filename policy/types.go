@@ -185,7 +185,8 @@ type Door struct {
 	Sequence      []PortProto   // 1..MaxSequence steps, in order
 	SeqTimeout    time.Duration // whole sequence, from its first hit
 	TCPFlags      TCPFlags      // filter for TCP steps
-	Open          []PortProto   // what a correct knock grants
+	Open          []PortProto   // what a correct knock grants on this host; nil with only Forward
+	Forward       []Target      // forwarded services a correct knock grants (forward.go); nil when unset
 	OpenFor       time.Duration // element timeout in the kernel set
 	CloseSequence []PortProto   // optional early revoke; nil when unset
 

@@ -136,7 +136,7 @@ func TestSummary(t *testing.T) {
 closed:     reject
 interfaces: eth0, wg0
 doors:      2
-  ssh: knock 7000/tcp,8000/udp,9000/tcp within 10s (tcp flags syn,!rst,!ack), opens 22/tcp for 1m once connected within 15s, close 9000/tcp,8000/udp,7000/tcp
+  ssh: knock 7000/tcp,8000/udp,9000/tcp within 10s (tcp flags syn,!rst,!ack), opens 22/tcp and forwards 8080/tcp,192.0.2.10:22/tcp,[2001:db8:5::10]:443/tcp for 1m once connected within 15s, close 9000/tcp,8000/udp,7000/tcp
   web-admin: knock 7100/udp,7200/udp,7300/udp,7400/tcp within 5s, opens 443/tcp,8443/tcp,51820/udp for 30s once connected within 10s
 `
 	if diff := cmp.Diff(want, referencePolicy.Summary()); diff != "" {

@@ -108,12 +108,14 @@ func grantCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer t.Close()
-	// A manual grant has the door's own set: no knock shortens it and no
-	// close sequence revokes it; sesame revoke does.
-	if err := t.Grant(a, d.Name, nft.Manual, d.Open, ttl); err != nil {
+	// A manual grant has the door's own sets (its forward targets' too):
+	// no knock shortens it and no close sequence revokes it; sesame
+	// revoke does.
+	g := nft.Grant{Src: a, Door: d.Name, Kind: nft.Manual, Ports: d.Open, Forward: len(d.Forward) > 0, TTL: ttl}
+	if err := nft.GrantErr(t.Apply([]nft.Grant{g}, nil), 0); err != nil {
 		return explainStatus(err)
 	}
-	fmt.Fprintf(stdout, "granted %s door %s (%s) for %s\n", a, d.Name, policy.FormatPorts(d.Open), ttl)
+	fmt.Fprintf(stdout, "granted %s door %s (%s) for %s\n", a, d.Name, doorTargets(d), ttl)
 	return nil
 }
 
@@ -133,10 +135,12 @@ func revokeCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer t.Close()
-	if err := t.Revoke(a, d.Name, d.Open, true); err != nil { // pending, open and manual grants
+	// Pending, open and manual grants, local and forward.
+	r := nft.Revoke{Src: a, Door: d.Name, Ports: d.Open, Manual: true, Forward: true}
+	if err := nft.RevokeErr(t.Apply(nil, []nft.Revoke{r}), 0); err != nil {
 		return explainStatus(err)
 	}
-	fmt.Fprintf(stdout, "revoked %s door %s (%s); connections already established stay up\n", a, d.Name, policy.FormatPorts(d.Open))
+	fmt.Fprintf(stdout, "revoked %s door %s (%s); connections already established stay up\n", a, d.Name, doorTargets(d))
 	return nil
 }
 
@@ -211,4 +215,17 @@ func downSets(name string, yes bool, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "removed sesame's sets from table inet %s (the table stays)\n", name)
 	return nil
+}
+
+// doorTargets lists what a grant of d opens: its ports, then its forward
+// targets ("22/tcp forward 8080/tcp").
+func doorTargets(d *policy.Door) string {
+	var parts []string
+	if len(d.Open) > 0 {
+		parts = append(parts, policy.FormatPorts(d.Open))
+	}
+	if len(d.Forward) > 0 {
+		parts = append(parts, "forward "+policy.FormatTargets(d.Forward))
+	}
+	return strings.Join(parts, " ")
 }

@@ -18,8 +18,9 @@ import (
 // statusGrant is one grant in `sesame status --json`.
 type statusGrant struct {
 	Addr      string  `json:"addr"`
-	Proto     string  `json:"proto"`
-	Port      uint16  `json:"port"`
+	Proto     string  `json:"proto,omitempty"` // none for a forward grant
+	Port      uint16  `json:"port,omitempty"`
+	Forward   bool    `json:"forward,omitempty"` // a grant of every forward target of the door
 	Door      string  `json:"door"`
 	State     string  `json:"state"` // pending, open or manual
 	ExpiresIn float64 `json:"expires_in_s"`
@@ -60,7 +61,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 		return explainStatus(err)
 	}
 	slices.SortFunc(els, func(a, b nft.Element) int {
-		return cmp.Or(a.Addr.Compare(b.Addr), a.Port.Compare(b.Port), strings.Compare(a.Door, b.Door), cmp.Compare(a.Kind, b.Kind))
+		return cmp.Or(a.Addr.Compare(b.Addr), boolCmp(a.Kind.Forward(), b.Kind.Forward()), a.Port.Compare(b.Port), strings.Compare(a.Door, b.Door), cmp.Compare(a.Kind, b.Kind))
 	})
 	if *asJSON {
 		out := struct {
@@ -69,10 +70,14 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 			Grants []statusGrant `json:"grants"`
 		}{Table: name, Doors: doors, Grants: []statusGrant{}}
 		for _, e := range els {
-			out.Grants = append(out.Grants, statusGrant{
+			g := statusGrant{
 				Addr: e.Addr.String(), Proto: e.Port.Proto.String(), Port: e.Port.Port,
 				Door: e.Door, State: e.Kind.String(), ExpiresIn: e.Expires.Seconds(), Timeout: e.Timeout.Seconds(),
-			})
+			}
+			if e.Kind.Forward() {
+				g.Proto, g.Port, g.Forward = "", 0, true
+			}
+			out.Grants = append(out.Grants, g)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -86,7 +91,11 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tPORT\tDOOR\tSTATE\tLEFT")
 	for _, e := range els {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Addr, e.Port, e.Door, e.Kind, e.Expires.Round(100*time.Millisecond))
+		port := e.Port.String()
+		if e.Kind.Forward() {
+			port = "forward" // every forward target of the door
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Addr, port, e.Door, e.Kind, e.Expires.Round(100*time.Millisecond))
 	}
 	return tw.Flush()
 }
@@ -105,4 +114,15 @@ func firstLine(s string) string {
 		}
 	}
 	return s
+}
+
+// boolCmp orders false before true.
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/sesame-knock/sesame/policy"
@@ -13,6 +14,7 @@ import (
 type statusDoor struct {
 	Name    string  `json:"name"`
 	Open    string  `json:"open"`
+	Forward string  `json:"forward,omitempty"`
 	OpenFor float64 `json:"open_for_s"`
 	Steps   int     `json:"steps"`
 }
@@ -20,7 +22,7 @@ type statusDoor struct {
 func doorsOf(p *policy.Policy) []statusDoor {
 	out := make([]statusDoor, 0, len(p.Doors))
 	for _, d := range p.Doors {
-		out = append(out, statusDoor{Name: d.Name, Open: policy.FormatPorts(d.Open), OpenFor: d.OpenFor.Seconds(), Steps: d.Steps()})
+		out = append(out, statusDoor{Name: d.Name, Open: policy.FormatPorts(d.Open), Forward: policy.FormatTargets(d.Forward), OpenFor: d.OpenFor.Seconds(), Steps: d.Steps()})
 	}
 	return out
 }
@@ -36,7 +38,11 @@ func writeDoors(w io.Writer, path string, doors []statusDoor) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DOOR\tOPENS\tFOR\tSTEPS")
 	for _, d := range doors {
-		fmt.Fprintf(tw, "%s\t%s\t%gs\t%d\n", d.Name, d.Open, d.OpenFor, d.Steps)
+		opens := d.Open
+		if d.Forward != "" {
+			opens = strings.TrimSpace(opens + " forward " + d.Forward)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%gs\t%d\n", d.Name, opens, d.OpenFor, d.Steps)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

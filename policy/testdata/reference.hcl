@@ -41,8 +41,19 @@ door "ssh" {
   # negated with "!". Default "syn,!ack" (a bare SYN, as a connect sends).
   tcp_flags = "syn,!ack,!rst"
 
-  # Required: the ports a correct knock opens for the knocking address.
+  # The ports of this host a correct knock opens for the knocking address.
+  # A door has open, forward, or both.
   open = ["22/tcp"]
+
+  # Forwarded services a correct knock opens for the knocking address, in
+  # the forward chain (containers, VMs, routed hosts). "PORT/PROTO" is a
+  # port of this host that is DNATed onward (Docker's -p 8080:80);
+  # "ADDR:PORT/PROTO" a routed backend ("[ADDR]:PORT/PROTO" for IPv6).
+  # Matched on the connection's original destination (before DNAT), only
+  # for traffic that enters on the interfaces above, so containers talking
+  # to each other are untouched. A forward grant opens every target of the
+  # door and never a port in open; a grant of open never a target here.
+  forward = ["8080/tcp", "192.0.2.10:22/tcp", "[2001:db8:5::10]:443/tcp"]
 
   # How long a grant lasts (the kernel expires it; established connections
   # survive). Default "30s"; from 1s to 24h.

@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/logevent"
+)
+
+// The forward path (issue 13): the server routes to a backend namespace
+// on a link of its own, and a door guards the backend's port with
+// `forward`. The client knocks on the server and connects to the backend
+// through it; the latency is from the last knock packet to that connect.
+var (
+	routerBackend4 = netip.MustParseAddr("203.0.113.1")
+	backend4       = netip.MustParseAddr("203.0.113.10")
+	routerBackend6 = netip.MustParseAddr("2001:db8:5::1")
+	backend6       = netip.MustParseAddr("2001:db8:5::10")
+)
+
+const ifBackend = "s-bk"
+
+// forwardLatency measures sesame's forward knock-to-grant latency, as the
+// local one: a fresh topology with a backend, opts.Knocks knocks per
+// family after two warm-up knocks, the grants flushed after each.
+func forwardLatency(opts Options, res *Result, logf func(string, ...any)) error {
+	dir, err := os.MkdirTemp("", "sesame-bench-fwd-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	t, err := newTopo()
+	if err != nil {
+		return err
+	}
+	defer t.Delete()
+	bk, err := nstest.Create("bbk")
+	if err != nil {
+		return err
+	}
+	defer bk.Close()
+	for _, s := range []struct {
+		ns   *nstest.NS
+		args string
+	}{
+		{t.srv, "ip link add " + ifBackend + " type veth peer name eth0 netns " + bk.Name},
+		{t.srv, "ip addr add " + routerBackend4.String() + "/24 dev " + ifBackend},
+		{t.srv, "ip addr add " + routerBackend6.String() + "/64 dev " + ifBackend + " nodad"},
+		{t.srv, "ip link set " + ifBackend + " up"},
+		{t.srv, "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"},
+		{bk, "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"},
+		{bk, "ip addr add " + backend4.String() + "/24 dev eth0"},
+		{bk, "ip addr add " + backend6.String() + "/64 dev eth0 nodad"},
+		{bk, "ip link set eth0 up"},
+		{bk, "ip route add default via " + routerBackend4.String()},
+		{bk, "ip -6 route add default via " + routerBackend6.String()},
+		{t.cli, "ip route add default via " + server4.String()},
+		{t.cli, "ip -6 route add default via " + server6.String()},
+	} {
+		f := strings.Fields(s.args)
+		if _, err := s.ns.Run(f[0], f[1:]...); err != nil {
+			return err
+		}
+	}
+	s, err := listenSink(bk, guarded)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	var seq []string
+	for _, p := range knockPorts {
+		seq = append(seq, fmt.Sprintf("%q", fmt.Sprintf("%d/tcp", p)))
+	}
+	cfg := fmt.Sprintf(`interfaces = [%q]
+table      = "sesame"
+closed     = "reject"
+
+door "bench" {
+  sequence    = [%s]
+  seq_timeout = "5s"
+  forward     = ["%s:%d/tcp", "[%s]:%d/tcp"]
+  open_for    = "30s"
+}
+`, ifServer, strings.Join(seq, ", "), backend4, guarded, backend6, guarded)
+	path := filepath.Join(dir, "sesame.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	p, err := startProc("sesame", t.srv, opts.Sesame, "run", "-c", path, "--log-format", "json", "--log-level", "info")
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.Ready+`"`) }); err != nil {
+		return err
+	}
+	logf("forward latency: %d knocks per family", opts.Knocks)
+	flush := []string{}
+	for _, set := range []string{"fpend4", "fpend6", "fwd4", "fwd6"} {
+		flush = append(flush, "flush set inet sesame "+set+"_bench")
+	}
+	for i := -2; i < 2*opts.Knocks; i++ {
+		dst, target := server4, backend4
+		if i%2 != 0 {
+			dst, target = server6, backend6
+		}
+		lat, ok, err := knockOnce(t.cli, knockSpec{Dst: dst, Target: target, Ports: knockPorts, Gap: 5 * time.Millisecond,
+			Guarded: guarded, Poll: 100 * time.Microsecond, Within: 500 * time.Millisecond})
+		if err != nil {
+			return err
+		}
+		switch {
+		case i < 0:
+		case !ok:
+			res.FwdLatencyFail++
+		case dst.Is4():
+			res.FwdLatency4 = append(res.FwdLatency4, lat)
+		default:
+			res.FwdLatency6 = append(res.FwdLatency6, lat)
+		}
+		if _, err := t.srv.Run("nft", strings.Join(flush, "; ")); err != nil {
+			return err
+		}
+	}
+	if res.FwdLatencyFail > 0 {
+		logf("%d forward knocks not granted; the daemon's last lines:\n%s", res.FwdLatencyFail, p.logTail())
+	}
+	return nil
+}
