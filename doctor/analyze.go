@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -18,6 +19,29 @@ type Port struct {
 
 func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Port, protoName(p.Proto)) }
 
+// Forward is a forwarded service a forward door guards (policy.Target):
+// a port of this host that is DNATed onward (Addr is the zero Addr), or a
+// routed address and port.
+type Forward struct {
+	Addr  netip.Addr
+	Proto uint8 // 6 tcp, 17 udp
+	Port  uint16
+	Doors []string
+}
+
+// Routed reports whether f names a routed address, not a port of this host.
+func (f Forward) Routed() bool { return f.Addr.IsValid() }
+
+func (f Forward) String() string {
+	switch {
+	case !f.Routed():
+		return fmt.Sprintf("%d/%s", f.Port, protoName(f.Proto))
+	case f.Addr.Is4():
+		return fmt.Sprintf("%s:%d/%s", f.Addr, f.Port, protoName(f.Proto))
+	}
+	return fmt.Sprintf("[%s]:%d/%s", f.Addr, f.Port, protoName(f.Proto))
+}
+
 // Input is what sesame guards.
 type Input struct {
 	Table string // sesame's table (family inet)
@@ -26,6 +50,11 @@ type Input struct {
 	// admin's, and its input chain must jump to SetsChain, where sesame's
 	// sets decide the guarded ports.
 	SetsChain string
+	// Forwards are the forward doors' targets.
+	Forwards []Forward
+	// Outside are the interfaces sesame's forward chain guards (its
+	// outside set); empty: not known, any interface may be outside.
+	Outside []string
 }
 
 // Kind says what a finding is about.
@@ -70,7 +99,7 @@ func (f Finding) String() string {
 // Diagnose returns the findings for in over rs. It is pure.
 func Diagnose(rs Ruleset, in Input) []Finding {
 	var out []Finding
-	if !slices.ContainsFunc(rs.Tables, func(t Table) bool { return t.Family == "inet" && t.Name == in.Table }) && len(in.Ports) > 0 {
+	if !slices.ContainsFunc(rs.Tables, func(t Table) bool { return t.Family == "inet" && t.Name == in.Table }) && len(in.Ports)+len(in.Forwards) > 0 {
 		out = append(out, Finding{Kind: NoTable, Detail: fmt.Sprintf("table inet %s is not loaded: the guarded ports are as open as the rest of the ruleset leaves them", in.Table),
 			Fix: "start sesame (systemctl start sesame)"})
 	}
@@ -98,6 +127,9 @@ func Diagnose(rs Ruleset, in Input) []Finding {
 				}
 			}
 		}
+	}
+	for _, f := range in.Forwards {
+		out = append(out, forwarded(rs, in, f)...)
 	}
 	for _, l := range rs.Legacy {
 		if l.Rules == 0 && len(l.DropHooks) == 0 {
@@ -146,6 +178,16 @@ type walker struct {
 	// sesame is sets mode's chain: a jump there is sesame's decision,
 	// an accept for a granted client.
 	sesame string
+	// eval says whether a rule applies to the probe packet; nil is
+	// evalRule for p (the input probe).
+	eval func(Rule) tri
+}
+
+func (w walker) applies(r Rule) tri {
+	if w.eval != nil {
+		return w.eval(r)
+	}
+	return evalRule(r, w.p)
 }
 
 func (w walker) chain(name string) *Chain {
@@ -168,7 +210,7 @@ func (w walker) walk(c *Chain, i int, maybe bool, depth int) []outcome {
 	}
 	for ; i < len(c.Rules); i++ {
 		r := c.Rules[i]
-		ev := evalRule(r, w.p)
+		ev := w.applies(r)
 		if ev == no {
 			continue
 		}
@@ -361,7 +403,11 @@ func evalRule(r Rule, p Port) tri {
 	}
 	res := yes
 	for _, c := range r.Conds {
-		switch evalCond(c) {
+		v := evalCond(c)
+		if c.Kind == CondOrigDport { // no DNAT: the original port is p
+			v = negate(c.Port == p.Port, c.Negate)
+		}
+		switch v {
 		case no:
 			return no
 		case unknown:
@@ -369,6 +415,14 @@ func evalRule(r Rule, p Port) tri {
 		}
 	}
 	return res
+}
+
+// negate is the truth of a condition that holds when v, negated if neg.
+func negate(v, neg bool) tri {
+	if v != neg {
+		return yes
+	}
+	return no
 }
 
 // evalCond evaluates c for the probe packet: a new connection, to a local

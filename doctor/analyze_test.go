@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -92,6 +93,14 @@ var (
 	alt    = Port{Proto: 6, Port: 2222, Doors: []string{"alt"}}
 	docker = Port{Proto: 6, Port: 8080, Doors: []string{"app"}}
 	dns    = Port{Proto: 17, Port: 53, Doors: []string{"dns"}}
+
+	// forward targets: Docker's published port, the container's own
+	// port (a mistake: the door must list the published one), a
+	// routed backend, a VPN-only DNAT
+	fwdApp    = Forward{Proto: 6, Port: 8080, Doors: []string{"app"}}
+	fwdInner  = Forward{Proto: 6, Port: 80, Doors: []string{"app"}}
+	fwdRouted = Forward{Addr: netip.MustParseAddr("192.0.2.10"), Proto: 6, Port: 22, Doors: []string{"bastion"}}
+	fwdVPN    = Forward{Proto: 6, Port: 8443, Doors: []string{"vpn"}}
 )
 
 type diagCase struct {
@@ -100,7 +109,10 @@ type diagCase struct {
 	ports    []Port
 	want     []brief
 	fixes    []fixRule // applied, the findings are gone
+	pre      []fixRule // applied before the diagnosis
 	sets     bool      // table_mode = "sets" in table filter
+	forwards []Forward
+	outside  []string
 }
 
 var diagCases = []diagCase{
@@ -130,6 +142,48 @@ var diagCases = []diagCase{
 	{
 		name: "docker published port", fixtures: []string{"docker.nft"}, ports: []Port{ssh, docker},
 		want: []brief{{Kind: Bypass, Port: "8080/tcp", Chain: "ip nat DOCKER", Fix: "forward door"}},
+	},
+	{
+		// Docker's FORWARD drops by default, and its DOCKER chain accepts
+		// the published port: a forward door for it is clean.
+		name: "docker published port, forward door", fixtures: []string{"docker.nft"}, ports: []Port{ssh},
+		forwards: []Forward{fwdApp}, outside: []string{"eth0"},
+	},
+	{
+		name: "docker published port, forward door, outside unknown", fixtures: []string{"docker.nft"}, ports: []Port{ssh},
+		forwards: []Forward{fwdApp},
+	},
+	{
+		// The door lists the container's port, not the published one:
+		// sesame's forward chain matches the original port, never 80.
+		name: "docker, forward door for the container's port", fixtures: []string{"docker.nft"}, ports: []Port{ssh},
+		forwards: []Forward{fwdInner}, outside: []string{"eth0"},
+		want: []brief{{Kind: Bypass, Port: "80/tcp", Chain: "ip nat DOCKER", Fix: "HOST port"}},
+	},
+	{
+		name: "nftables.conf forward policy drop", fixtures: []string{"nftables-conf.nft"}, ports: []Port{web},
+		forwards: []Forward{fwdApp, fwdRouted}, outside: []string{"eth0"},
+		want: []brief{
+			{Kind: Blocked, Port: "8080/tcp", Chain: "inet filter forward", Policy: true, Fix: "nft insert rule inet filter forward ct status dnat meta l4proto tcp ct original proto-dst 8080 accept"},
+			{Kind: Blocked, Port: "192.0.2.10:22/tcp", Chain: "inet filter forward", Policy: true, Fix: "nft insert rule inet filter forward ip daddr 192.0.2.10 tcp dport 22 accept"},
+		},
+		fixes: []fixRule{
+			{"inet", "filter", "forward", "ct status dnat meta l4proto tcp ct original proto-dst 8080 accept", true},
+			{"inet", "filter", "forward", "ip daddr 192.0.2.10 tcp dport 22 accept", true},
+		},
+	},
+	{
+		// An accept for another forwarded port does not let 8080 through.
+		name: "nftables.conf forward accept of another port", fixtures: []string{"nftables-conf.nft"}, ports: []Port{web},
+		forwards: []Forward{fwdApp}, outside: []string{"eth0"},
+		want:  []brief{{Kind: Blocked, Port: "8080/tcp", Chain: "inet filter forward", Policy: true}},
+		fixes: []fixRule{{"inet", "filter", "forward", "ct status dnat meta l4proto tcp ct original proto-dst 8080 accept", false}},
+		pre:   []fixRule{{"inet", "filter", "forward", "ct status dnat meta l4proto tcp ct original proto-dst 9090 accept", false}},
+	},
+	{
+		name: "dnat from an interface that is not outside", fixtures: []string{"dnat-inside.nft"},
+		forwards: []Forward{fwdVPN}, outside: []string{"eth0"},
+		want: []brief{{Kind: Bypass, Port: "8443/tcp", Chain: "ip nat prerouting", Fix: `add "wg0" to interfaces`}},
 	},
 	{
 		name: "redirect of the guarded port", fixtures: []string{"redirect.nft"}, ports: []Port{ssh},
@@ -169,7 +223,7 @@ func (c diagCase) input() Input {
 	if c.sets {
 		return Input{Table: "filter", Ports: c.ports, SetsChain: "sesame_input"}
 	}
-	return Input{Table: "sesame", Ports: c.ports}
+	return Input{Table: "sesame", Ports: c.ports, Forwards: c.forwards, Outside: c.outside}
 }
 
 func TestDiagnose(t *testing.T) {
@@ -178,6 +232,9 @@ func TestDiagnose(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			rs := parseNft(t, fixture(t, c.fixtures...))
+			for _, f := range c.pre {
+				f.apply(t, &rs)
+			}
 			in := c.input()
 			got := Diagnose(rs, in)
 			if d := cmp.Diff(c.want, briefs(got, c.want)); d != "" {

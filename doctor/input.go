@@ -7,10 +7,13 @@ import (
 	"github.com/sesame-knock/sesame/policy"
 )
 
-// InputOf returns what p guards: its table and each port some door opens,
-// with the doors that open it.
+// InputOf returns what p guards: its table, each port some door opens,
+// with the doors that open it, each forward target, with the doors that
+// forward it, and the outside interfaces of its forward chain
+// (p.Interfaces, which the daemon fills with the default-route ones when
+// the config leaves them out).
 func InputOf(p *policy.Policy) Input {
-	in := Input{Table: p.Table}
+	in := Input{Table: p.Table, Outside: slices.Clone(p.Interfaces)}
 	if p.TableMode == policy.TableSets {
 		in.SetsChain = nft.SetsChain
 	}
@@ -23,6 +26,18 @@ func InputOf(p *policy.Policy) Input {
 			}
 		}
 		in.Ports = append(in.Ports, port)
+	}
+	for _, d := range p.Doors {
+		for _, t := range d.Forward {
+			i := slices.IndexFunc(in.Forwards, func(f Forward) bool {
+				return f.Addr == t.Addr && f.Proto == uint8(t.Proto) && f.Port == t.Port
+			})
+			if i < 0 {
+				in.Forwards = append(in.Forwards, Forward{Addr: t.Addr, Proto: uint8(t.Proto), Port: t.Port})
+				i = len(in.Forwards) - 1
+			}
+			in.Forwards[i].Doors = append(in.Forwards[i].Doors, d.Name)
+		}
 	}
 	return in
 }

@@ -34,6 +34,9 @@ func TestReadLive(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ns := nstest.New(t, "doc")
 			load(t, ns, fixture(t, c.fixtures...))
+			for _, f := range c.pre {
+				f.exec(t, ns)
+			}
 			in := c.input()
 			rs, err := Read(WithNetNS(ns.FD()))
 			if err != nil {
@@ -49,11 +52,7 @@ func TestReadLive(t *testing.T) {
 				}
 			}
 			for _, f := range c.fixes {
-				verb := "add"
-				if f.insert {
-					verb = "insert"
-				}
-				ns.Exec(t, "nft", append([]string{verb, "rule", f.family, f.table, f.chain}, strings.Fields(f.rule)...)...)
+				f.exec(t, ns)
 			}
 			if c.fixes == nil {
 				return
@@ -67,6 +66,16 @@ func TestReadLive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exec applies f with nft in ns.
+func (f fixRule) exec(t *testing.T, ns *nstest.NS) {
+	t.Helper()
+	verb := "add"
+	if f.insert {
+		verb = "insert"
+	}
+	ns.Exec(t, "nft", append([]string{verb, "rule", f.family, f.table, f.chain}, strings.Fields(f.rule)...)...)
 }
 
 // TestReadLegacyLive reads the iptables-legacy tables of a namespace: none

@@ -88,11 +88,12 @@ type PortRange struct{ Lo, Hi uint16 }
 type CondKind uint8
 
 const (
-	CondOther   CondKind = iota // anything the doctor cannot evaluate: saddr, limit, marks, xt matches
-	CondIif                     // iif / iifname Value
-	CondCtState                 // ct state States (bits: 1 invalid, 2 established, 4 related, 8 new, 64 untracked)
-	CondFibType                 // fib daddr type Value (local, unicast, broadcast, multicast...)
-	CondCtDNAT                  // ct status dnat: the connection was DNATed
+	CondOther     CondKind = iota // anything the doctor cannot evaluate: saddr, limit, marks, xt matches
+	CondIif                       // iif / iifname Value
+	CondCtState                   // ct state States (bits: 1 invalid, 2 established, 4 related, 8 new, 64 untracked)
+	CondFibType                   // fib daddr type Value (local, unicast, broadcast, multicast...)
+	CondCtDNAT                    // ct status dnat: the connection was DNATed
+	CondOrigDport                 // ct original proto-dst Port: the destination port before any DNAT
 )
 
 // ct state bits, as the kernel numbers them.
@@ -110,6 +111,7 @@ type Cond struct {
 	Negate bool
 	Value  string // CondIif, CondFibType, and CondOther's description
 	States uint32 // CondCtState
+	Port   uint16 // CondOrigDport
 }
 
 // LegacyTable is an iptables-legacy table that the kernel holds.
@@ -212,6 +214,8 @@ func (c Cond) String() string {
 		return "fib daddr type " + neg + c.Value
 	case CondCtDNAT:
 		return "ct status " + neg + "dnat"
+	case CondOrigDport:
+		return "ct original proto-dst " + neg + fmt.Sprint(c.Port)
 	}
 	return c.Value
 }

@@ -41,7 +41,7 @@ func Read(opts ...ReadOption) (Ruleset, error) {
 		return Ruleset{}, fmt.Errorf("netlink: %w", err)
 	}
 	defer c.CloseLasting()
-	rs, err := readNft(c)
+	rs, err := readNft(c, o.netns)
 	if err != nil {
 		return rs, err
 	}
@@ -51,7 +51,7 @@ func Read(opts ...ReadOption) (Ruleset, error) {
 	return rs, err
 }
 
-func readNft(c *nftables.Conn) (Ruleset, error) {
+func readNft(c *nftables.Conn, netns int) (Ruleset, error) {
 	var rs Ruleset
 	tables, err := c.ListTables()
 	if err != nil {
@@ -84,6 +84,9 @@ func readNft(c *nftables.Conn) (Ruleset, error) {
 				mc.Policy = Drop
 			}
 			rules, err := c.GetRules(t, ch)
+			if err != nil {
+				rules, err = rawRules(netns, t, ch.Name)
+			}
 			if err != nil {
 				return rs, fmt.Errorf("rules of %s %s %s: %w", tb.Family, t.Name, ch.Name, err)
 			}
@@ -137,6 +140,7 @@ const (
 	srcCtState
 	srcCtStatus
 	srcFibType
+	srcCtOrigDport
 )
 
 // convertRule reduces a rule's expressions to the model: the matches on
@@ -185,6 +189,13 @@ func convertRule(c *nftables.Conn, sets map[string]*nftables.Set, r *nftables.Ru
 				s = srcCtState
 			case expr.CtKeySTATUS:
 				s = srcCtStatus
+			case expr.CtKeyPROTODST:
+				// google/nftables does not decode the direction it reads
+				// back: 0 is the original one, the only one nft users
+				// write for a destination port.
+				if e.Direction == 0 {
+					s = srcCtOrigDport
+				}
 			}
 			if !e.SourceRegister {
 				regs[e.Register] = s
@@ -297,6 +308,8 @@ func convertCmp(m *Rule, s source, mask []byte, e *expr.Cmp, other func(string))
 		}
 	case s == srcCtStatus && mask != nil && len(e.Data) == 4 && len(mask) == 4 && binary.NativeEndian.Uint32(mask) == ipsDstNAT && binary.NativeEndian.Uint32(e.Data) == 0:
 		m.Conds = append(m.Conds, Cond{Kind: CondCtDNAT, Negate: eq})
+	case s == srcCtOrigDport && mask == nil && len(e.Data) == 2 && (eq || e.Op == expr.CmpOpNeq):
+		m.Conds = append(m.Conds, Cond{Kind: CondOrigDport, Negate: !eq, Port: binary.BigEndian.Uint16(e.Data)})
 	case s == srcFibType && len(e.Data) == 4 && (eq || e.Op == expr.CmpOpNeq):
 		m.Conds = append(m.Conds, Cond{Kind: CondFibType, Negate: !eq, Value: rtnType(binary.NativeEndian.Uint32(e.Data))})
 	default:

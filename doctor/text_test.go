@@ -203,6 +203,15 @@ func parseRule(t *testing.T, line string) Rule {
 		case w == "ct" && tk[i+1] == "status" && tk[i+2] == "dnat":
 			i += 2
 			r.Conds = append(r.Conds, Cond{Kind: CondCtDNAT})
+		case w == "ct" && tk[i+1] == "original" && tk[i+2] == "proto-dst":
+			i += 2
+			c := Cond{Kind: CondOrigDport}
+			v := next()
+			if v == "!=" {
+				c.Negate, v = true, next()
+			}
+			c.Port = port(t, v)
+			r.Conds = append(r.Conds, c)
 		case w == "fib" && tk[i+1] == "daddr" && tk[i+2] == "type":
 			i += 2
 			c := Cond{Kind: CondFibType}

@@ -83,3 +83,42 @@ func TestDoctorOwnNftablesConf(t *testing.T) {
 	mustConnect(t, e.Client, ServerClient4, 22)
 	mustRefuse(t, e.Stranger, ServerStranger4, 22)
 }
+
+// TestDoctorForwardDrop: a forward door beside a hand-written
+// nftables.conf whose forward chain has policy drop and no accept. The
+// daemon's startup findings and sesame doctor (which read sesame's own
+// forward chain, with its `ct original` rules, back over netlink) report
+// the target blocked at that policy; the suggested nft command clears it.
+func TestDoctorForwardDrop(t *testing.T) {
+	t.Parallel()
+	nstest.RequireRoot(t)
+	tp := NewTopo(t)
+	loadRuleset(t, tp.Server, doctorFixture(t, "nftables-conf.nft"))
+	cfg := WriteConfig(t, fwdConfig(`"8080/tcp"`))
+
+	e := &env{Topo: tp, D: StartDaemonFile(t, tp.Server, cfg)}
+	f := e.waitLog(t, Msg(logevent.DoctorFinding, "kind", "blocked", "port", "8080/tcp"), "doctor-finding")
+	const where = "table inet filter chain forward policy drop"
+	if f.Str("where") != where || !strings.Contains(f.Str("fix"), "nft insert rule inet filter forward ct status dnat meta l4proto tcp ct original proto-dst 8080 accept") {
+		t.Errorf("startup finding %v", f)
+	}
+	out, err := tp.Server.Try(SesameBin, "doctor", "-c", cfg)
+	if exitCode(err) != 1 || !strings.Contains(out, "blocked: 8080/tcp: "+where) {
+		t.Fatalf("doctor: exit %d:\n%s\nwant 1 and blocked 8080/tcp", exitCode(err), out)
+	}
+	var fix string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "blocked: 8080/tcp") {
+			fix = strings.SplitN(strings.SplitN(line, "; fix: ", 2)[1], " (", 2)[0]
+		}
+	}
+	args := strings.Fields(fix)
+	if len(args) == 0 || args[0] != "nft" {
+		t.Fatalf("fix %q: want an nft command", fix)
+	}
+	tp.Server.Exec(t, "nft", args[1:]...)
+	out, err = tp.Server.Try(SesameBin, "doctor", "-c", cfg)
+	if strings.Contains(out, "8080/tcp") || strings.Contains(out, "doctor-failed") {
+		t.Errorf("doctor after %q: exit %d:\n%s\nwant no finding for 8080/tcp", fix, exitCode(err), out)
+	}
+}

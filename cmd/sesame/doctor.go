@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/sesame-knock/sesame/capture"
 	"github.com/sesame-knock/sesame/doctor"
 	"github.com/sesame-knock/sesame/policy"
 )
@@ -29,6 +30,11 @@ func doctorCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	if len(p.Interfaces) == 0 && p.Forwards() {
+		// as the daemon does: the forward chain's outside interfaces are
+		// the default-route ones (none found: any interface is outside)
+		p.Interfaces, _ = capture.DefaultInterfaces()
+	}
 	in := doctor.InputOf(p)
 	found := doctor.Diagnose(rs, in)
 	for _, f := range found {
@@ -37,6 +43,6 @@ func doctorCmd(args []string, stdout, stderr io.Writer) error {
 	if len(found) > 0 {
 		return exitStatus(1)
 	}
-	fmt.Fprintf(stdout, "ok: nothing else on the host blocks or bypasses the %d guarded port(s)\n", len(in.Ports))
+	fmt.Fprintf(stdout, "ok: nothing else on the host blocks or bypasses the %d guarded port(s) and %d forwarded target(s)\n", len(in.Ports), len(in.Forwards))
 	return nil
 }
