@@ -202,6 +202,20 @@ func (c *captures) rebind(ctx context.Context) bool {
 			}
 			continue
 		}
+		if ifi.Flags&net.FlagUp == 0 && (f.knock == nil || f.index != ifi.Index) {
+			// An interface created again but not up yet: its socket is
+			// opened once it is (its link event comes then). A socket
+			// bound while the link was down heard nothing in the e2e
+			// test about half the time, the rebind now being immediate.
+			if f.knock != nil {
+				c.stopAll(name, f)
+			}
+			if !f.down {
+				f.down = true
+				c.log.Warn(logevent.InterfaceDown, "interface", name)
+			}
+			continue
+		}
 		if f.knock != nil && f.index == ifi.Index && (f.spa != nil) == withSPA {
 			if down := ifi.Flags&net.FlagUp == 0; down != f.down {
 				f.down = down
