@@ -204,9 +204,11 @@ func (c *captures) rebind(ctx context.Context) bool {
 		}
 		if ifi.Flags&net.FlagUp == 0 && (f.knock == nil || f.index != ifi.Index) {
 			// An interface created again but not up yet: its socket is
-			// opened once it is (its link event comes then). A socket
-			// bound while the link was down heard nothing in the e2e
-			// test about half the time, the rebind now being immediate.
+			// opened once it is (its link event comes then). Opened at
+			// the creation event itself, the socket heard nothing about
+			// half the time in TestCaptureRebinds (cause not found: a
+			// daemon started with the link down hears it once up,
+			// TestCaptureStartsDown).
 			if f.knock != nil {
 				c.stopAll(name, f)
 			}

@@ -106,3 +106,19 @@ func waitReachable(t *testing.T, e *env) {
 		t.Fatalf("server not reachable from the client after the link came back")
 	}
 }
+
+// A daemon started while one of its interfaces is down captures on it once
+// it comes up: the socket bound to a down link must hear the knock.
+func TestCaptureStartsDown(t *testing.T) {
+	t.Parallel()
+	tp := NewTopo(t) // skips without root, fails under SESAME_REQUIRE_ROOT=1
+	Listen(t, tp.Server, 22)
+	tp.Server.Exec(t, "ip", "link", "set", IfServerToClient, "down")
+	e := &env{Topo: tp, D: StartDaemon(t, tp.Server, config("reject", sshDoor("60s", "5s")))}
+	e.Server.Exec(t, "ip", "link", "set", IfServerToClient, "up")
+	e.Client.Exec(t, "ip", "link", "set", IfPeer, "up")
+	waitReachable(t, e)
+	knock(t, e.Client, ServerClient4, seqSSH...)
+	e.waitGrant(t, Client4, 22)
+	mustConnect(t, e.Client, ServerClient4, 22)
+}
