@@ -11,7 +11,7 @@ import (
 )
 
 // Reason says why a receiver refused a record: one per condition of the
-// fleet contract (/work/shared/FLEET.md, "A receiver applies a record only
+// fleet contract (issue 14, "A receiver applies a record only
 // if all of these hold"). The rate cap per origin is not checked here yet.
 type Reason uint8
 
