@@ -12,7 +12,8 @@ import (
 
 // Reason says why a receiver refused a record: one per condition of the
 // fleet contract (issue 14, "A receiver applies a record only
-// if all of these hold"). The rate cap per origin is not checked here yet.
+// if all of these hold"). Decide checks all but the rate cap per origin,
+// which Limiter.Admit applies to what Decide lets through.
 type Reason uint8
 
 // The reasons, in the order Decide checks them. Cheap checks against the
@@ -36,6 +37,7 @@ const (
 	ReasonExpired                       // not_after <= now (or less than 1 ms left)
 	ReasonTooLong                       // not_after - issued_at > the receiver's open_for
 	ReasonReplayedID                    // the origin's id was applied before
+	ReasonRateLimited                   // the origin is over its rate cap (Limiter)
 	numReasons
 )
 
@@ -57,6 +59,7 @@ var reasonNames = [numReasons]string{
 	ReasonExpired:         "expired",
 	ReasonTooLong:         "too-long",
 	ReasonReplayedID:      "replayed-id",
+	ReasonRateLimited:     "rate-limited",
 }
 
 // String returns the reason as logs and metrics label it, e.g. "expired".

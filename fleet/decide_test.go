@@ -24,6 +24,7 @@ func TestDecide(t *testing.T) {
 		from   string              // Envelope.From
 		seen   func(*Seen)
 		self   func(*Self)
+		spent  bool // the origin used up its rate cap before
 		want   Reason
 	}{
 		{name: "open", want: ReasonNone},
@@ -77,6 +78,7 @@ func TestDecide(t *testing.T) {
 			p.Origin, p.Door, p.Ports, p.NotAfter = "bastion-2", "db", []string{"5432/tcp"}, ms(11*time.Second)
 		}, want: ReasonTooLong},
 		{name: "replayed id", seen: func(s *Seen) { s.Add("bastion-1", f.payload().ID, f.now.Add(time.Minute)) }, want: ReasonReplayedID},
+		{name: "rate limited", spent: true, want: ReasonRateLimited},
 		{name: "same id other origin", seen: func(s *Seen) { s.Add("bastion-2", f.payload().ID, f.now.Add(time.Minute)) }, want: ReasonNone},
 	}
 	covered := map[Reason]bool{}
@@ -118,6 +120,11 @@ func TestDecide(t *testing.T) {
 			} else {
 				d = DecideBytes(b, f.members, self, f.now, seen)
 			}
+			lim := Limiter{Rate: 1, Burst: 1}
+			if tt.spent {
+				lim.Admit(Decision{Origin: p.Origin}, f.now)
+			}
+			d = lim.Admit(d, f.now)
 			if d.Reason != tt.want {
 				t.Fatalf("reason = %v (err %v), want %v", d.Reason, d.Err, tt.want)
 			}
