@@ -36,7 +36,8 @@ const (
 	KindClose = "close"
 )
 
-// Payload is the signed content of a record, as FLEET.md defines it.
+// Payload is the signed content of a record, as docs/design.md ("Fleet")
+// defines it.
 // IssuedAt and NotAfter are unix milliseconds.
 type Payload struct {
 	Fleet    string   `json:"fleet"`
