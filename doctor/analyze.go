@@ -50,6 +50,9 @@ type Input struct {
 	// admin's, and its input chain must jump to SetsChain, where sesame's
 	// sets decide the guarded ports.
 	SetsChain string
+	// SetsForwardChain is sets mode's chain for forward doors, which the
+	// admin's forward chain must jump to.
+	SetsForwardChain string
 	// Forwards are the forward doors' targets.
 	Forwards []Forward
 	// Outside are the interfaces sesame's forward chain guards (its
@@ -103,7 +106,7 @@ func Diagnose(rs Ruleset, in Input) []Finding {
 		out = append(out, Finding{Kind: NoTable, Detail: fmt.Sprintf("table inet %s is not loaded: the guarded ports are as open as the rest of the ruleset leaves them", in.Table),
 			Fix: "start sesame (systemctl start sesame)"})
 	}
-	if in.SetsChain != "" && len(in.Ports) > 0 {
+	if in.SetsChain != "" && len(in.Ports)+len(in.Forwards) > 0 {
 		out = append(out, setsUsed(rs, in)...)
 	}
 	for _, p := range in.Ports {
@@ -461,7 +464,8 @@ func evalCond(c Cond) tri {
 
 // setsUsed checks sets mode's layout: a base chain on the input hook of
 // the admin's table reaches (by jump or goto) a chain whose rules use
-// sesame's guarded set.
+// sesame's guarded set; with forward doors, a base chain on the forward
+// hook reaches one whose rules use sesame's forward grant sets.
 func setsUsed(rs Ruleset, in Input) []Finding {
 	i := slices.IndexFunc(rs.Tables, func(t Table) bool { return t.Family == "inet" && t.Name == in.Table })
 	if i < 0 {
@@ -469,32 +473,48 @@ func setsUsed(rs Ruleset, in Input) []Finding {
 	}
 	t := rs.Tables[i]
 	w := walker{t: t}
-	uses := func(c *Chain) bool {
-		return slices.ContainsFunc(c.Rules, func(r Rule) bool {
-			return slices.ContainsFunc(r.Conds, func(c Cond) bool { return c.Kind == CondOther && strings.Contains(c.Value, "@guarded") })
-		})
-	}
-	var reach func(c *Chain, depth int) bool
-	reach = func(c *Chain, depth int) bool {
-		if c == nil || depth > maxDepth {
+	reached := func(hook string, sets ...string) bool {
+		uses := func(c *Chain) bool {
+			return slices.ContainsFunc(c.Rules, func(r Rule) bool {
+				return slices.ContainsFunc(r.Conds, func(c Cond) bool {
+					return c.Kind == CondOther && slices.ContainsFunc(sets, func(s string) bool { return strings.Contains(c.Value, s) })
+				})
+			})
+		}
+		var reach func(c *Chain, depth int) bool
+		reach = func(c *Chain, depth int) bool {
+			if c == nil || depth > maxDepth {
+				return false
+			}
+			if uses(c) {
+				return true
+			}
+			for _, r := range c.Rules {
+				if (r.Action == Jump || r.Action == Goto) && reach(w.chain(r.Target), depth+1) {
+					return true
+				}
+			}
 			return false
 		}
-		if uses(c) {
-			return true
-		}
-		for _, r := range c.Rules {
-			if (r.Action == Jump || r.Action == Goto) && reach(w.chain(r.Target), depth+1) {
+		for j := range t.Chains {
+			if t.Chains[j].Hook == hook && reach(&t.Chains[j], 0) {
 				return true
 			}
 		}
 		return false
 	}
-	for j := range t.Chains {
-		if t.Chains[j].Hook == "input" && reach(&t.Chains[j], 0) {
-			return nil
-		}
+	var out []Finding
+	if len(in.Ports) > 0 && !reached("input", "@guarded") {
+		out = append(out, Finding{Kind: SetsUnused, Where: Ref{Family: "inet", Table: in.Table},
+			Detail: fmt.Sprintf("table_mode is sets, but no base chain on the input hook of table inet %s reaches rules that use sesame's sets: the guarded ports are as open as your ruleset leaves them", in.Table),
+			Fix:    fmt.Sprintf("paste the output of `sesame check --ruleset` into table inet %s and make `jump %s` the first rule of its input chain", in.Table, in.SetsChain)})
 	}
-	return []Finding{{Kind: SetsUnused, Where: Ref{Family: "inet", Table: in.Table},
-		Detail: fmt.Sprintf("table_mode is sets, but no base chain on the input hook of table inet %s reaches rules that use sesame's sets: the guarded ports are as open as your ruleset leaves them", in.Table),
-		Fix:    fmt.Sprintf("paste the output of `sesame check --ruleset` into table inet %s and make `jump %s` the first rule of its input chain", in.Table, in.SetsChain)}}
+	// The forward grant sets (nft's fwd4_, fmanual4_, fpend4_ and their
+	// IPv6 twins): every forward door has the first two.
+	if len(in.Forwards) > 0 && !reached("forward", "@fwd4_", "@fwd6_", "@fmanual4_", "@fmanual6_") {
+		out = append(out, Finding{Kind: SetsUnused, Where: Ref{Family: "inet", Table: in.Table},
+			Detail: fmt.Sprintf("table_mode is sets, but no base chain on the forward hook of table inet %s reaches rules that use sesame's forward sets: the forwarded services are as open as your ruleset leaves them", in.Table),
+			Fix:    fmt.Sprintf("paste the output of `sesame check --ruleset` into table inet %s and make `jump %s` the first rule of its forward chain", in.Table, in.SetsForwardChain)})
+	}
+	return out
 }

@@ -217,11 +217,20 @@ var diagCases = []diagCase{
 		want:  []brief{{Kind: Bypass, Port: "22/tcp", Chain: "inet filter input", Fix: "make `jump sesame_input` the first rule"}},
 		fixes: []fixRule{{"inet", "filter", "input", "jump sesame_input", true}},
 	},
+	{
+		// The admin's forward chain does not jump to sesame_forward: the
+		// forwarded service is as open as that chain leaves it. The jump,
+		// first, is the fix.
+		name: "sets mode, forward door, no forward jump", fixtures: []string{"sets-mode-forward.nft"}, ports: []Port{ssh}, sets: true,
+		forwards: []Forward{fwdApp}, outside: []string{"eth0"},
+		want:  []brief{{Kind: SetsUnused, Chain: "inet filter ", Fix: "jump sesame_forward"}},
+		fixes: []fixRule{{"inet", "filter", "forward", "jump sesame_forward", true}},
+	},
 }
 
 func (c diagCase) input() Input {
 	if c.sets {
-		return Input{Table: "filter", Ports: c.ports, SetsChain: "sesame_input"}
+		return Input{Table: "filter", Ports: c.ports, SetsChain: "sesame_input", SetsForwardChain: "sesame_forward", Forwards: c.forwards, Outside: c.outside}
 	}
 	return Input{Table: "sesame", Ports: c.ports, Forwards: c.forwards, Outside: c.outside}
 }

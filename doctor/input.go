@@ -15,7 +15,7 @@ import (
 func InputOf(p *policy.Policy) Input {
 	in := Input{Table: p.Table, Outside: slices.Clone(p.Interfaces)}
 	if p.TableMode == policy.TableSets {
-		in.SetsChain = nft.SetsChain
+		in.SetsChain, in.SetsForwardChain = nft.SetsChain, nft.SetsForwardChain
 	}
 	for _, pp := range p.Guarded() {
 		port := Port{Proto: uint8(pp.Proto), Port: pp.Port} // policy.Proto is the IP protocol number

@@ -125,3 +125,73 @@ func waitFilterGrant(t *testing.T, ns *nstest.NS) {
 		t.Fatalf("no grant of 22/tcp for %s in table inet filter within 5s", Client4)
 	}
 }
+
+// TestSetsModeForward: sets mode with a forward door. The admin's
+// nftables.conf pastes what `sesame check --ruleset` prints (the sets,
+// sesame_input and sesame_forward), jumps to sesame_forward first from
+// its own forward chain (policy accept: only sesame closes the port) and
+// DNATs 8081 to a backend. The DNATed port is closed before the knock,
+// open for the knocker only, closed after expiry; the admin's chains are
+// never changed, and the doctor finds the jumps.
+func TestSetsModeForward(t *testing.T) {
+	t.Parallel()
+	ft := newFwdTopo(t)
+	Listen(t, ft.B1, 81)
+	cfg := WriteConfig(t, "table = \"filter\"\ntable_mode = \"sets\"\n"+fwdConfig(`"8081/tcp"`))
+	paste := ft.Server.Exec(t, SesameBin, "check", "--ruleset", "-c", cfg)
+	if !strings.Contains(paste, "chain sesame_forward {") || !strings.Contains(paste, "#\tjump sesame_forward") {
+		t.Fatalf("check --ruleset lacks sesame_forward and its jump:\n%s", paste)
+	}
+	loadRuleset(t, ft.Server, "flush ruleset\n"+paste+`table inet filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		jump sesame_input
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		jump sesame_forward
+		ct state established,related accept
+	}
+}
+table ip router {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		tcp dport 8081 dnat to 203.0.113.10:81
+	}
+}
+`)
+	chains := func() string {
+		var b strings.Builder
+		for _, c := range []string{"input", "forward", "sesame_input", "sesame_forward"} {
+			b.WriteString(ft.Server.Exec(t, "nft", "-a", "list", "chain", "inet", "filter", c))
+		}
+		return b.String()
+	}
+	before := chains()
+	d := StartDaemonFile(t, ft.Server, cfg)
+	if out, err := ft.Server.Try(SesameBin, "doctor", "-c", cfg); err != nil {
+		t.Errorf("doctor: exit %d:\n%s\nwant 0: the sets are used", exitCode(err), out)
+	}
+	reach(t, "before the knock, client", ft.Client, ServerClient4, 8081, false)
+	reach(t, "before the knock, stranger", ft.Stranger, ServerStranger4, 8081, false)
+	reach(t, "container to container", ft.B2, backend1, 81, true)
+
+	knockApp(t, ft, d)
+	reach(t, "forward grant, client", ft.Client, ServerClient4, 8081, true)
+	reach(t, "forward grant, stranger", ft.Stranger, ServerStranger4, 8081, false)
+	if !Poll(6*time.Second, func() bool {
+		var n int
+		for _, s := range []string{"fwd4_app", "fpend4_app"} {
+			if strings.Contains(ft.Server.Exec(t, "nft", "list", "set", "inet", "filter", s), "elements") {
+				n++
+			}
+		}
+		return n == 0
+	}) {
+		t.Fatal("forward grants did not expire")
+	}
+	reach(t, "after expiry, client", ft.Client, ServerClient4, 8081, false)
+	if after := chains(); after != before {
+		t.Errorf("chains changed under sesame:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}

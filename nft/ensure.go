@@ -71,7 +71,7 @@ func (t *Table) Ensure(p *policy.Policy) error {
 		c.FlushChain(ch)
 	}
 	var fwd *nftables.Chain
-	if m.forward != nil {
+	if m.forward != nil && !m.setsOnly {
 		fwd = c.AddChain(m.forward.nfChain(tbl))
 		c.FlushChain(fwd)
 	} else if !m.setsOnly && t.hasChain(c, chainForward) {

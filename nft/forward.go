@@ -142,6 +142,7 @@ func (m *model) addForward(p *policy.Policy) {
 	}
 	for i := range p.Doors {
 		for _, t := range p.Doors[i].Forward {
+			c.targets = append(c.targets, targetMatches(t))
 			v := verdictDrop
 			if p.Closed == policy.ClosedReject {
 				v = verdictRejectICMPX

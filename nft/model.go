@@ -146,7 +146,8 @@ type chainModel struct {
 	hook     string // "input" or "forward"
 	priority int32
 	rules    []ruleModel
-	regular  bool // no hook: sets mode's chain, which the admin's input chain jumps to
+	regular  bool      // no hook: sets mode's chain, which the admin's input (forward) chain jumps to
+	targets  [][]match // the forward chain's: each target's matches (sets mode's per-target accept)
 }
 
 type model struct {
@@ -155,8 +156,7 @@ type model struct {
 	chain   chainModel  // input
 	forward *chainModel // nil when no door has forward targets
 	// setsOnly: table_mode = "sets": only the sets are installed; the
-	// chain is what Ruleset prints for the admin to paste (policy refuses
-	// forward targets in that mode).
+	// chains are what Ruleset prints for the admin to paste.
 	setsOnly bool
 }
 

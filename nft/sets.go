@@ -21,6 +21,10 @@ import (
 // input chain to jump to.
 const SetsChain = "sesame_input"
 
+// SetsForwardChain is the chain that Ruleset prints in sets mode when a
+// door has forward targets, for the admin's forward chain to jump to.
+const SetsForwardChain = "sesame_forward"
+
 // SetsOnly makes Delete remove only sesame's sets from the table, never the
 // table (table_mode = "sets").
 func SetsOnly() Option { return func(o *options) { o.setsOnly = true } }
@@ -40,10 +44,39 @@ func setsOnly(m *model) {
 		{matches: []match{{kind: matchLookup, key: m.sets[0].key, set: setGuarded, invert: true}}, verdict: verdictReturn},
 		{matches: []match{{kind: matchLoopback}}, verdict: verdictAccept},
 	}, rules...)
+	if m.forward != nil {
+		setsOnlyForward(m.forward)
+	}
 }
 
-// renderSets prints the sets and the chain to paste into the admin's
-// table, and the jump to add to its input chain.
+// setsOnlyForward turns the forward chain into sets mode's: a regular
+// chain where only forward targets get a verdict. What does not enter on
+// an outside interface returns (an accept would end the admin's base
+// chain for all of it), and the accept of established connections is
+// per target (targets are rules, not a set, so there is no single
+// "not a target" return); what is no target falls off the end and
+// returns.
+func setsOnlyForward(c *chainModel) {
+	c.name, c.hook, c.regular = SetsForwardChain, "", true
+	var rules []ruleModel
+	for _, r := range c.rules {
+		switch {
+		case len(r.matches) == 1 && r.matches[0].kind == matchLookup && r.matches[0].set == setOutside:
+			r.verdict = verdictReturn // iifname != @outside
+		case len(r.matches) == 1 && r.matches[0].kind == matchCtState && r.verdict == verdictAccept:
+			// ct state established,related accept: per target.
+			for _, tm := range c.targets {
+				rules = append(rules, ruleModel{matches: append([]match{r.matches[0]}, tm...), verdict: verdictAccept})
+			}
+			continue
+		}
+		rules = append(rules, r)
+	}
+	c.rules = rules
+}
+
+// renderSets prints the sets and the chains to paste into the admin's
+// table, and the jumps to add to its input (and forward) chain.
 func (m model) renderSets() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# table_mode = \"sets\": paste into your table inet %s (sesame adds the sets\n", m.table)
@@ -54,8 +87,15 @@ func (m model) renderSets() string {
 		b.WriteString("\n")
 	}
 	m.chain.render(&b)
+	if m.forward != nil {
+		b.WriteString("\n")
+		m.forward.render(&b)
+	}
 	b.WriteString("}\n")
 	fmt.Fprintf(&b, "# Then make this the first rule of your base chain on the input hook (before\n# ct state established,related accept: a knock is confirmed by the first packet\n# of its established connection; what is not guarded returns at once):\n#\tjump %s\n", SetsChain)
+	if m.forward != nil {
+		fmt.Fprintf(&b, "# and this the first rule of your base chain on the forward hook (what is not\n# a forward target, or does not enter on an outside interface, returns at once):\n#\tjump %s\n", SetsForwardChain)
+	}
 	return b.String()
 }
 
@@ -83,7 +123,7 @@ func (t *Table) markedSets(c *nftables.Conn, m model) (map[string]bool, error) {
 	marked := map[string]bool{}
 	for _, s := range sets {
 		_, _, _, ours := parseSetName(s.Name)
-		if !ours && !want[s.Name] && s.Name != legacyGrants4 && s.Name != legacyGrants6 {
+		if !ours && !want[s.Name] && s.Name != setOutside && s.Name != legacyGrants4 && s.Name != legacyGrants6 {
 			continue
 		}
 		comment, err := w.setComment(t.name, s.Name)
@@ -120,7 +160,7 @@ func (t *Table) deleteSets() error {
 	defer w.Close()
 	n := 0
 	for _, s := range sets {
-		if _, _, _, ok := parseSetName(s.Name); !ok && s.Name != setGuarded {
+		if _, _, _, ok := parseSetName(s.Name); !ok && s.Name != setGuarded && s.Name != setOutside {
 			continue
 		}
 		if comment, err := w.setComment(t.name, s.Name); err != nil || comment != ownerComment {
@@ -134,7 +174,7 @@ func (t *Table) deleteSets() error {
 	}
 	if err := c.Flush(); err != nil {
 		if errors.Is(err, unix.EBUSY) {
-			return fmt.Errorf("delete sesame's sets from table inet %s: your rules still use them (remove the jump to %s and that chain first): %w", t.name, SetsChain, err)
+			return fmt.Errorf("delete sesame's sets from table inet %s: your rules still use them (remove the jumps to %s and %s and those chains first): %w", t.name, SetsChain, SetsForwardChain, err)
 		}
 		return fmt.Errorf("delete sesame's sets from table inet %s: %w", t.name, err)
 	}

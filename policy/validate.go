@@ -82,11 +82,6 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 	v.crossDoors(srcs)
 	v.dynamicNotGuarded(raw, p)
 	v.spaCross(raw, p)
-	if p.TableMode == TableSets && p.Forwards() {
-		// Sets mode pastes sesame's input rules into the admin's chain;
-		// the forward chain has no such form yet.
-		v.add(errorf(raw.TableMode.Expr.Range(), "Forward doors need table_mode = \"full\"", "table_mode = \"sets\" does not support doors with forward targets yet: sesame guards forwarded traffic with a forward chain of its own table. Use table_mode = \"full\" (the default) or remove forward."))
-	}
 	if len(raw.Doors) == 0 && !v.diags.HasErrors() {
 		v.add(warnf(start, "No door: nothing is guarded", `The config has no door block, so sesame guards no port and opens none. Add a door "NAME" { sequence = [...], open = [...] } block.`))
 	}

@@ -197,8 +197,8 @@ func downCmd(args []string, stdout, stderr io.Writer) error {
 func downSets(name string, yes bool, stdout io.Writer) error {
 	if !yes {
 		return usageErrorf("this removes sesame's sets (and every grant) from your table inet %s; the table and its chains stay.\n"+
-			"Remove the jump to %s and that chain from your ruleset first, and stop the daemon (systemctl stop sesame).\n"+
-			"Run `sesame down --yes` to do it.", name, nft.SetsChain)
+			"Remove the jumps to %s (and %s, with forward doors) and those chains from your ruleset first, and stop the daemon (systemctl stop sesame).\n"+
+			"Run `sesame down --yes` to do it.", name, nft.SetsChain, nft.SetsForwardChain)
 	}
 	t, err := nft.New(name, nft.SetsOnly())
 	if err != nil {
