@@ -14,6 +14,7 @@ import (
 
 	"github.com/sesame-knock/sesame/capture"
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/internal/spoof"
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/policy"
 )
@@ -39,13 +40,13 @@ func TestFrames(t *testing.T) {
 		ip := f[ethLen:]
 		l4 := ip[ip4Len:]
 		if h.Src.Is4() {
-			if checksum(0, ip[:ip4Len]) != 0 {
+			if spoof.Checksum(0, ip[:ip4Len]) != 0 {
 				t.Fatalf("frame %d: bad IPv4 header checksum", i)
 			}
-			if checksum(pseudo(ip[12:20], tcpLen), l4) != 0 {
+			if spoof.Checksum(pseudo(ip[12:20], tcpLen), l4) != 0 {
 				t.Fatalf("frame %d: bad TCP checksum", i)
 			}
-		} else if checksum(pseudo(ip[8:40], tcpLen), ip[ip6Len:]) != 0 {
+		} else if spoof.Checksum(pseudo(ip[8:40], tcpLen), ip[ip6Len:]) != 0 {
 			t.Fatalf("frame %d: bad TCP checksum (IPv6)", i)
 		}
 		seen[h.Src] = true

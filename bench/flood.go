@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/internal/spoof"
 )
 
 // floodSpec is one spoofed-source SYN flood: raw Ethernet frames written on
@@ -174,11 +175,11 @@ func (g *frameGen) next() []byte {
 		ip[14], ip[15] = byte(h>>40), byte(h>>32)
 		binary.BigEndian.PutUint16(ip[4:], uint16(n))
 		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:], checksum(0, ip[:ip4Len]))
+		binary.BigEndian.PutUint16(ip[10:], spoof.Checksum(0, ip[:ip4Len]))
 		tcp := ip[ip4Len:]
 		fillSYN(tcp, uint16(h>>16)|1024, port, uint32(h))
 		sum := pseudo(ip[12:20], tcpLen)
-		binary.BigEndian.PutUint16(tcp[16:], checksum(sum, tcp))
+		binary.BigEndian.PutUint16(tcp[16:], spoof.Checksum(sum, tcp))
 		return f
 	}
 	f := g.f6
@@ -188,7 +189,7 @@ func (g *frameGen) next() []byte {
 	tcp := ip[ip6Len:]
 	fillSYN(tcp, uint16(h>>16)|1024, port, uint32(h))
 	sum := pseudo(ip[8:40], tcpLen)
-	binary.BigEndian.PutUint16(tcp[16:], checksum(sum, tcp))
+	binary.BigEndian.PutUint16(tcp[16:], spoof.Checksum(sum, tcp))
 	return f
 }
 
@@ -211,18 +212,4 @@ func pseudo(addrs []byte, l4len int) uint32 {
 		s += uint32(addrs[i])<<8 | uint32(addrs[i+1])
 	}
 	return s + unix.IPPROTO_TCP + uint32(l4len)
-}
-
-// checksum is the Internet checksum of b, starting from the partial sum.
-func checksum(sum uint32, b []byte) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
 }

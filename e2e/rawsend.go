@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/internal/spoof"
 )
 
 // Probe is one kind of scan probe: a UDP datagram or a TCP segment with
@@ -179,7 +180,7 @@ func (s *RawSender) fill(f []byte, p Probe, v4 bool, port uint16, n uint32) {
 		ipLen, addrs = 20, ip[12:20]
 		binary.BigEndian.PutUint16(ip[4:], uint16(n))
 		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:], checksum(0, ip))
+		binary.BigEndian.PutUint16(ip[10:], spoof.Checksum(0, ip))
 	}
 	l4 := f[14+ipLen:]
 	binary.BigEndian.PutUint16(l4[2:], port)
@@ -194,25 +195,11 @@ func (s *RawSender) fill(f []byte, p Probe, v4 bool, port uint16, n uint32) {
 		sum += uint32(addrs[i])<<8 | uint32(addrs[i+1])
 	}
 	sum += uint32(p.Proto) + uint32(len(l4))
-	c := checksum(sum, l4)
+	c := spoof.Checksum(sum, l4)
 	if c == 0 && p.Proto == unix.IPPROTO_UDP {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(l4[ck:], c)
-}
-
-// checksum is the Internet checksum of b, starting from the partial sum.
-func checksum(sum uint32, b []byte) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
+	"github.com/sesame-knock/sesame/internal/spoof"
 )
 
 // SYNFlood is a spoofed flood of bare TCP SYNs, as raw Ethernet frames
@@ -169,7 +170,7 @@ func fillSYN(f []byte, r uint32, port uint16) {
 	ip[14], ip[15] = byte(r>>8), byte(r)
 	binary.BigEndian.PutUint16(ip[4:], uint16(r>>16)) // ID
 	ip[10], ip[11] = 0, 0
-	binary.BigEndian.PutUint16(ip[10:], csum(0, ip[:synIP]))
+	binary.BigEndian.PutUint16(ip[10:], spoof.Checksum(0, ip[:synIP]))
 	tcp := ip[synIP:]
 	binary.BigEndian.PutUint16(tcp[0:], 1024+uint16(r>>20))
 	binary.BigEndian.PutUint16(tcp[2:], port)
@@ -180,15 +181,5 @@ func fillSYN(f []byte, r uint32, port uint16) {
 		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
 	}
 	sum += unix.IPPROTO_TCP + synTCP
-	binary.BigEndian.PutUint16(tcp[16:], csum(sum, tcp))
-}
-
-func csum(sum uint32, b []byte) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+	binary.BigEndian.PutUint16(tcp[16:], spoof.Checksum(sum, tcp))
 }

@@ -101,7 +101,7 @@ func (s *Sender) build(p *Packet) (int, error) {
 		a, b := p.Src.As4(), p.Dst.As4()
 		copy(ip[12:16], a[:])
 		copy(ip[16:20], b[:])
-		binary.BigEndian.PutUint16(ip[10:], checksum(0, ip))
+		binary.BigEndian.PutUint16(ip[10:], Checksum(0, ip))
 		sum = sum16(0, ip[12:20])
 		l4 = f[14+20 : 14+20+l4len]
 	case p.Src.Is6() && p.Dst.Is6() && !p.Src.Is4In6() && !p.Dst.Is4In6():
@@ -137,7 +137,7 @@ func (s *Sender) build(p *Packet) (int, error) {
 		binary.BigEndian.PutUint16(l4[4:], uint16(l4len))
 	}
 	sum += uint32(p.Proto) + uint32(l4len)
-	c := checksum(sum, l4)
+	c := Checksum(sum, l4)
 	if p.Proto == unix.IPPROTO_UDP && c == 0 {
 		c = 0xffff
 	}
@@ -161,8 +161,10 @@ func sum16(sum uint32, b []byte) uint32 {
 	return sum
 }
 
-// checksum is the Internet checksum of b, starting from the partial sum.
-func checksum(sum uint32, b []byte) uint16 {
+// Checksum is the Internet checksum (RFC 1071) of b, starting from the
+// partial sum (a pseudo header's, or 0). The other raw senders of the
+// tests and the benchmark use it too.
+func Checksum(sum uint32, b []byte) uint16 {
 	sum = sum16(sum, b)
 	for sum > 0xffff {
 		sum = sum>>16 + sum&0xffff

@@ -37,11 +37,11 @@ func TestBuild(t *testing.T) {
 				t.Errorf("ethertype %#x, want %#x", got, tc.ethType)
 			}
 			ip, l4 := f[14:14+tc.ipLen], f[14+tc.ipLen:]
-			if tc.ipLen == 20 && checksum(0, ip) != 0 {
+			if tc.ipLen == 20 && Checksum(0, ip) != 0 {
 				t.Errorf("IPv4 header checksum does not verify")
 			}
 			pseudo := sum16(0, ip[tc.pseudoAt[0]:tc.pseudoAt[1]]) + uint32(tc.p.Proto) + uint32(len(l4))
-			if checksum(pseudo, l4) != 0 {
+			if Checksum(pseudo, l4) != 0 {
 				t.Errorf("%s checksum does not verify", tc.name)
 			}
 			if binary.BigEndian.Uint16(l4[2:]) != tc.p.DstPort {
