@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +16,9 @@ import (
 // `forward`. The client knocks on the server and connects to the backend
 // through it; the latency is from the last knock packet to that connect.
 var (
-	routerBackend4 = netip.MustParseAddr("203.0.113.1")
-	backend4       = netip.MustParseAddr("203.0.113.10")
-	routerBackend6 = netip.MustParseAddr("2001:db8:5::1")
-	backend6       = netip.MustParseAddr("2001:db8:5::10")
+	backend4 = nstest.Backend1Link.Peer4
+	backend6 = nstest.Backend1Link.Peer6
 )
-
-const ifBackend = "s-bk"
 
 // forwardLatency measures sesame's forward knock-to-grant latency, as the
 // local one: a fresh topology with a backend, opts.Knocks knocks per
@@ -44,21 +39,17 @@ func forwardLatency(opts Options, res *Result, logf func(string, ...any)) error 
 		return err
 	}
 	defer bk.Close()
+	if err := nstest.Join(t.srv, bk, nstest.Backend1Link); err != nil {
+		return err
+	}
+	if err := nstest.RouteVia(bk, nstest.Backend1Link); err != nil {
+		return err
+	}
 	for _, s := range []struct {
 		ns   *nstest.NS
 		args string
 	}{
-		{t.srv, "ip link add " + ifBackend + " type veth peer name eth0 netns " + bk.Name},
-		{t.srv, "ip addr add " + routerBackend4.String() + "/24 dev " + ifBackend},
-		{t.srv, "ip addr add " + routerBackend6.String() + "/64 dev " + ifBackend + " nodad"},
-		{t.srv, "ip link set " + ifBackend + " up"},
 		{t.srv, "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"},
-		{bk, "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"},
-		{bk, "ip addr add " + backend4.String() + "/24 dev eth0"},
-		{bk, "ip addr add " + backend6.String() + "/64 dev eth0 nodad"},
-		{bk, "ip link set eth0 up"},
-		{bk, "ip route add default via " + routerBackend4.String()},
-		{bk, "ip -6 route add default via " + routerBackend6.String()},
 		{t.cli, "ip route add default via " + server4.String()},
 		{t.cli, "ip -6 route add default via " + server6.String()},
 	} {

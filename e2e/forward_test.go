@@ -18,16 +18,10 @@ import (
 // "containers"), the client and the stranger outside on the captured
 // interfaces. Every check is a real connection through the router.
 
-// The backends' links: two halves of 203.0.113.0/24 and an IPv6 /64 each.
+// The first backend's addresses (nstest.Backend1Link).
 var (
-	router1   = netip.MustParseAddr("203.0.113.1")
-	backend1  = netip.MustParseAddr("203.0.113.10")
-	router1v6 = netip.MustParseAddr("2001:db8:5::1")
-	backend16 = netip.MustParseAddr("2001:db8:5::10")
-	router2   = netip.MustParseAddr("203.0.113.129")
-	backend2  = netip.MustParseAddr("203.0.113.130")
-	router2v6 = netip.MustParseAddr("2001:db8:6::1")
-	backend26 = netip.MustParseAddr("2001:db8:6::10")
+	backend1  = nstest.Backend1Link.Peer4
+	backend16 = nstest.Backend1Link.Peer6
 )
 
 // fwdTopo is Topo with forwarding on in the server, default routes through
@@ -40,27 +34,17 @@ type fwdTopo struct {
 func newFwdTopo(t *testing.T) *fwdTopo {
 	t.Helper()
 	ft := &fwdTopo{Topo: NewTopo(t), B1: nstest.New(t, "b1"), B2: nstest.New(t, "b2")}
-	link := func(b *nstest.NS, ifServer string, r4, b4, r6, b6 netip.Addr) {
-		for _, s := range []struct {
-			ns   *nstest.NS
-			args string
-		}{
-			{ft.Server, "ip link add " + ifServer + " type veth peer name eth0 netns " + b.Name},
-			{ft.Server, "ip addr add " + r4.String() + "/25 dev " + ifServer},
-			{ft.Server, "ip addr add " + r6.String() + "/64 dev " + ifServer + " nodad"},
-			{ft.Server, "ip link set " + ifServer + " up"},
-			{b, "ip addr add " + b4.String() + "/25 dev eth0"},
-			{b, "ip addr add " + b6.String() + "/64 dev eth0 nodad"},
-			{b, "ip link set eth0 up"},
-			{b, "ip route add default via " + r4.String()},
-			{b, "ip -6 route add default via " + r6.String()},
-		} {
-			f := strings.Fields(s.args)
-			s.ns.Exec(t, f[0], f[1:]...)
+	for _, b := range []struct {
+		ns *nstest.NS
+		l  nstest.Link
+	}{{ft.B1, nstest.Backend1Link}, {ft.B2, nstest.Backend2Link}} {
+		if err := nstest.Join(ft.Server, b.ns, b.l); err != nil {
+			t.Fatal(err)
+		}
+		if err := nstest.RouteVia(b.ns, b.l); err != nil {
+			t.Fatal(err)
 		}
 	}
-	link(ft.B1, "s-b1", router1, backend1, router1v6, backend16)
-	link(ft.B2, "s-b2", router2, backend2, router2v6, backend26)
 	for _, peer := range []struct {
 		ns     *nstest.NS
 		r4, r6 netip.Addr
