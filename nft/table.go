@@ -133,28 +133,23 @@ func (t *Table) nfTable() *nftables.Table {
 // something, and lacks sesame's marker: the comment ownerComment on its
 // guarded set.
 func (t *Table) checkOwner() error {
-	w, err := dialWire(t.opts.netns)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	comment, err := w.setComment(t.name, setGuarded)
+	comment, _, err := t.guardedComment()
 	switch {
-	case err == nil && comment == ownerComment:
+	case err != nil:
+		return err
+	case comment == ownerComment:
 		return nil
-	case err != nil && !errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("inspect table inet %s: %w", t.name, err)
 	}
 	c, err := t.conn()
 	if err != nil {
 		return err
 	}
-	tbl, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet)
-	if errors.Is(err, unix.ENOENT) || (err == nil && tbl == nil) {
+	tbl, err := t.lookupTable(c)
+	if errors.Is(err, ErrNoTable) {
 		return nil // no table yet
 	}
 	if err != nil {
-		return fmt.Errorf("list table inet %s: %w", t.name, err)
+		return err
 	}
 	sets, err := c.GetSets(tbl)
 	if err != nil {
@@ -183,30 +178,21 @@ func (t *Table) checkOwner() error {
 // too: unlike Ensure, which may take an empty table over, Delete removes
 // only what sesame made).
 func (t *Table) checkMarked() error {
-	w, err := dialWire(t.opts.netns)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	comment, err := w.setComment(t.name, setGuarded)
+	comment, found, err := t.guardedComment()
 	switch {
-	case err == nil && comment == ownerComment:
+	case err != nil:
+		return err
+	case comment == ownerComment:
 		return nil
-	case err == nil:
+	case found:
 		return fmt.Errorf("table inet %s: its set %q has comment %q, not %q: %w", t.name, setGuarded, comment, ownerComment, ErrNotOurs)
-	case !errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("inspect table inet %s: %w", t.name, err)
 	}
 	c, err := t.conn()
 	if err != nil {
 		return err
 	}
-	tbl, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet)
-	switch {
-	case errors.Is(err, unix.ENOENT) || (err == nil && tbl == nil):
-		return fmt.Errorf("table inet %s: %w", t.name, ErrNoTable)
-	case err != nil:
-		return fmt.Errorf("list table inet %s: %w", t.name, err)
+	if _, err := t.lookupTable(c); err != nil {
+		return err // ErrNoTable among others
 	}
 	return fmt.Errorf("table inet %s has no set %q with comment %q: %w", t.name, setGuarded, ownerComment, ErrNotOurs)
 }
@@ -292,11 +278,8 @@ func (t *Table) List() ([]Element, error) {
 // kernelSets returns the sets of the table, sorted by name, or ErrNoTable.
 func (t *Table) kernelSets(c *nftables.Conn) ([]*nftables.Set, error) {
 	// GetSets hides the errno, so look for the table first.
-	if _, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("table inet %s: %w", t.name, ErrNoTable)
-		}
-		return nil, fmt.Errorf("list table inet %s: %w", t.name, err)
+	if _, err := t.lookupTable(c); err != nil {
+		return nil, err
 	}
 	sets, err := c.GetSets(t.nfTable())
 	if err != nil {
@@ -339,3 +322,34 @@ func newSetInfo(k Kind, size int) *setInfo {
 
 // hasSet reports whether the table has the grant set name.
 func (t *Table) hasSet(name string) bool { return t.sets[name] != nil }
+
+// guardedComment returns the comment of the table's guarded set; found is
+// false when there is no such set (or no table).
+func (t *Table) guardedComment() (comment string, found bool, err error) {
+	w, err := dialWire(t.opts.netns)
+	if err != nil {
+		return "", false, err
+	}
+	defer w.Close()
+	comment, err = w.setComment(t.name, setGuarded)
+	switch {
+	case err == nil:
+		return comment, true, nil
+	case errors.Is(err, unix.ENOENT):
+		return "", false, nil
+	}
+	return "", false, fmt.Errorf("inspect table inet %s: %w", t.name, err)
+}
+
+// lookupTable returns the table as the kernel has it, or an error that
+// wraps ErrNoTable when there is none.
+func (t *Table) lookupTable(c *nftables.Conn) (*nftables.Table, error) {
+	tbl, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet)
+	switch {
+	case errors.Is(err, unix.ENOENT) || (err == nil && tbl == nil):
+		return nil, fmt.Errorf("table inet %s: %w", t.name, ErrNoTable)
+	case err != nil:
+		return nil, fmt.Errorf("list table inet %s: %w", t.name, err)
+	}
+	return tbl, nil
+}

@@ -71,12 +71,12 @@ func (t *Table) Verify() (Drift, error) {
 	if err != nil {
 		return Drift{}, err
 	}
-	tbl, err := c.ListTableOfFamily(t.name, nftables.TableFamilyINet)
-	if errors.Is(err, unix.ENOENT) || (err == nil && tbl == nil) {
+	_, err = t.lookupTable(c)
+	if errors.Is(err, ErrNoTable) {
 		return Drift{What: "table inet " + t.name + " is gone", GrantsLost: true}, nil
 	}
 	if err != nil {
-		return Drift{}, fmt.Errorf("list table inet %s: %w", t.name, err)
+		return Drift{}, err
 	}
 	sets, err := c.GetSets(t.nfTable())
 	if err != nil {
