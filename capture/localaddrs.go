@@ -88,8 +88,9 @@ func (l *LocalAddrs) Watch(ctx context.Context, backstop time.Duration, linkChan
 
 // Poll re-reads the set every interval until ctx ends, then returns ctx's
 // error: Watch's fallback. A failed refresh keeps the previous set until
-// the next one.
-func (l *LocalAddrs) Poll(ctx context.Context, interval time.Duration) error {
+// the next one. After each re-read it calls tick, if not nil (links may
+// have changed too: the caller checks them).
+func (l *LocalAddrs) Poll(ctx context.Context, interval time.Duration, tick func()) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -98,6 +99,9 @@ func (l *LocalAddrs) Poll(ctx context.Context, interval time.Duration) error {
 			return ctx.Err()
 		case <-t.C:
 			_ = l.Refresh()
+			if tick != nil {
+				tick()
+			}
 		}
 	}
 }

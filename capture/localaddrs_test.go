@@ -80,7 +80,7 @@ func TestLocalAddrsPoll(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- l.Poll(ctx, time.Millisecond) }()
+	go func() { done <- l.Poll(ctx, time.Millisecond, nil) }()
 
 	cur.Store(&[]net.Addr{&net.IPNet{IP: net.ParseIP("2001:db8::7")}})
 	want := netip.MustParseAddr("2001:db8::7")

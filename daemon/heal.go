@@ -128,17 +128,7 @@ func (h *healer) watchLinks(ctx context.Context, local *capture.LocalAddrs) {
 		return
 	}
 	h.log.Warn(logevent.LinkPolling, "err", err, "every", pollEvery.String())
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = local.Refresh()
-			kick(h.linksChanged)
-		}
-	}
+	_ = local.Poll(ctx, pollEvery, func() { kick(h.linksChanged) })
 }
 
 // poll kicks ch every interval until ctx ends.
