@@ -341,6 +341,27 @@ func acceptFix(t Table, c Chain, p Port) string {
 func rewrites(t Table, c Chain, p Port) []Finding {
 	w := walker{t: t, p: p}
 	var out []Finding
+	skip := func(r Rule) bool { return evalRule(r, p) == no }
+	w.eachReachable(&c, skip, func(ch *Chain, r Rule) {
+		if r.Action != DNAT && r.Action != Redirect {
+			return
+		}
+		fix := "a redirect: add the port it is redirected to to the door's open list, or remove the rule"
+		detail := fmt.Sprintf("rewrites the destination of %s before the input hook: sesame's chain sees the new port, not %s, so its drop does not hold %s shut", p, p, p)
+		if r.Action == DNAT {
+			detail = fmt.Sprintf("rewrites the destination of %s before routing: to another host the packet takes the forward path and never meets sesame's input chain; to this host sesame sees the new port", p)
+			fix = fmt.Sprintf(`guard the service with a forward door (forward = ["%s"]) instead of open, or publish it on 127.0.0.1 only, or remove the rule`, p)
+		}
+		out = append(out, Finding{Kind: Bypass, Port: p.String(), Where: w.ref(ch, r), Detail: detail, Fix: fix})
+	})
+	return out
+}
+
+// eachReachable calls fn for every rule reachable from chain c through
+// jumps and gotos (each chain once, at most maxDepth deep), in order, but
+// for the jumps and gotos themselves, which it follows. Rules for which
+// skip (if not nil) reports true are passed over, jumps included.
+func (w walker) eachReachable(c *Chain, skip func(Rule) bool, fn func(ch *Chain, r Rule)) {
 	seen := map[string]bool{}
 	var visit func(ch *Chain, depth int)
 	visit = func(ch *Chain, depth int) {
@@ -349,25 +370,18 @@ func rewrites(t Table, c Chain, p Port) []Finding {
 		}
 		seen[ch.Name] = true
 		for _, r := range ch.Rules {
-			if evalRule(r, p) == no {
+			if skip != nil && skip(r) {
 				continue
 			}
 			switch r.Action {
 			case Jump, Goto:
 				visit(w.chain(r.Target), depth+1)
-			case DNAT, Redirect:
-				fix := "a redirect: add the port it is redirected to to the door's open list, or remove the rule"
-				detail := fmt.Sprintf("rewrites the destination of %s before the input hook: sesame's chain sees the new port, not %s, so its drop does not hold %s shut", p, p, p)
-				if r.Action == DNAT {
-					detail = fmt.Sprintf("rewrites the destination of %s before routing: to another host the packet takes the forward path and never meets sesame's input chain; to this host sesame sees the new port", p)
-					fix = fmt.Sprintf(`guard the service with a forward door (forward = ["%s"]) instead of open, or publish it on 127.0.0.1 only, or remove the rule`, p)
-				}
-				out = append(out, Finding{Kind: Bypass, Port: p.String(), Where: w.ref(ch, r), Detail: detail, Fix: fix})
+			default:
+				fn(ch, r)
 			}
 		}
 	}
-	visit(&c, 0)
-	return out
+	visit(c, 0)
 }
 
 // untracked reports a notrack rule for p: sesame's pending grants admit

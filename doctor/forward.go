@@ -166,23 +166,11 @@ type dnatRule struct {
 func dnatsOf(t Table, c Chain) []dnatRule {
 	w := walker{t: t}
 	var out []dnatRule
-	seen := map[string]bool{}
-	var visit func(ch *Chain, depth int)
-	visit = func(ch *Chain, depth int) {
-		if ch == nil || depth > maxDepth || seen[ch.Name] {
-			return
+	w.eachReachable(&c, nil, func(ch *Chain, r Rule) {
+		if r.Action == DNAT {
+			out = append(out, dnatRule{at: w.ref(ch, r), rule: r})
 		}
-		seen[ch.Name] = true
-		for _, r := range ch.Rules {
-			switch r.Action {
-			case Jump, Goto:
-				visit(w.chain(r.Target), depth+1)
-			case DNAT:
-				out = append(out, dnatRule{at: w.ref(ch, r), rule: r})
-			}
-		}
-	}
-	visit(&c, 0)
+	})
 	return out
 }
 
