@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 // Proto is a transport protocol. Its value is the IP protocol number, so it
@@ -209,6 +211,27 @@ type Door struct {
 	// connection is established; false grants at once.
 	Confirm       bool
 	ConfirmWithin time.Duration // 0 unless Confirm
+	// FleetGroups are the fleet groups an open of this door is published
+	// to (fleet mode, docs/design.md "Fleet"); nil when unset.
+	FleetGroups []string
+}
+
+// Fleet is the fleet block: this host as a member of a fleet whose
+// members open each other's doors through NATS JetStream. Paths are as
+// written; package fleet reads the key and members files (LoadConfig).
+type Fleet struct {
+	Name        string        // the fleet's name, in every record
+	Member      string        // this host's member name
+	KeyFile     string        // its Ed25519 private key (mode 0600)
+	MembersFile string        // members.hcl: every member's public key and rights
+	Groups      []string      // the groups whose grants this host applies
+	Servers     []string      // NATS URLs
+	Creds       string        // NATS credentials file; "" for none
+	CA          string        // PEM trust for TLS; "" for the system's
+	MaxSkew     time.Duration // clock skew tolerated in issued_at (default 2s)
+	// Range is where the block is, for diagnostics of checks made outside
+	// package policy (unknown member, key file mode).
+	Range hcl.Range
 }
 
 // Policy is a validated configuration with defaults applied.
@@ -225,6 +248,8 @@ type Policy struct {
 	// StateDir holds state that outlives a restart (the SPA replay cache,
 	// burned TOTP sequences, used one-time sequences).
 	StateDir string
+	// Fleet is the fleet block; nil when unset.
+	Fleet *Fleet
 }
 
 // Door returns the door with the given name, or nil.
