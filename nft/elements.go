@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -20,6 +21,9 @@ type Grant struct {
 	Ports   []policy.PortProto // may be empty with Forward (a door with only forward)
 	Forward bool
 	TTL     time.Duration
+	// Comment is the elements' comment; "" means the door's name. A fleet
+	// grant names its origin there ("fleet:DOOR:ORIGIN:ID").
+	Comment string
 }
 
 // Revoke closes ports of a door for one source address before their grant
@@ -41,6 +45,7 @@ type Element struct {
 	Kind    Kind
 	Timeout time.Duration // the grant's length
 	Expires time.Duration // time left
+	Comment string        // the element's comment (Grant.Comment or the door's name)
 }
 
 // elemKey encodes addr . proto . port as the kernel stores a concatenated
@@ -105,6 +110,8 @@ func checkGrant(g *Grant) error {
 		return invalid("grant %s: ttl %v: want at least 1ms", g.Src, g.TTL)
 	case len(g.Door) > maxComment:
 		return invalid("grant %s: door name of %d bytes: want at most %d", g.Src, len(g.Door), maxComment)
+	case len(g.Comment) > maxComment:
+		return invalid("grant %s: comment of %d bytes: want at most %d", g.Src, len(g.Comment), maxComment)
 	case !validDoor(g.Door):
 		return invalid("grant %s: %q is not a door name", g.Src, g.Door)
 	case int(g.Kind) >= len(setPrefix) || g.Kind.Forward():
@@ -223,7 +230,7 @@ func plan(grants []Grant, revokes []Revoke, exists func(string) bool, grantErrs 
 			gr.grants = append(gr.grants, i)
 		next:
 			for _, key := range grantKeys(k, src, g.Ports) {
-				e := elem{key: key, timeout: g.TTL, comment: g.Door}
+				e := elem{key: key, timeout: g.TTL, comment: cmp.Or(g.Comment, g.Door)}
 				for j := range gr.adds {
 					if string(gr.adds[j].key) == string(e.key) {
 						gr.adds[j] = e

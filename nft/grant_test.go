@@ -221,3 +221,35 @@ func TestProbeDestroy(t *testing.T) {
 		t.Errorf("probeDestroy on Linux %s = %v, want %v", strings.TrimSpace(string(rel)), got, want)
 	}
 }
+
+// TestGrantComment: a grant's comment (a fleet grant names its origin
+// there) is what List reads back, a grant without one carries the door's
+// name, and a re-grant replaces the comment with its own.
+func TestGrantComment(t *testing.T) {
+	ns := nstest.New(t, "nft")
+	tbl := newTable(t, ns)
+	mustEnsure(t, tbl, testPolicy(policy.ClosedDrop, ssh))
+	src := netip.MustParseAddr("2001:db8::7")
+	apply := func(comment string) {
+		t.Helper()
+		g := Grant{Src: src, Door: "ssh", Kind: Open, Ports: []policy.PortProto{ssh}, TTL: time.Minute, Comment: comment}
+		if err := tbl.Apply([]Grant{g}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ set, want string }{
+		{"fleet:ssh:bastion-1:9f1c", "fleet:ssh:bastion-1:9f1c"},
+		{"", "ssh"},
+		{"fleet:ssh:web-2:0a0b", "fleet:ssh:web-2:0a0b"},
+	} {
+		apply(c.set)
+		e, ok := find(t, tbl, src, ssh)
+		if !ok || e.Comment != c.want {
+			t.Errorf("grant with comment %q: listed %+v (found %v), want comment %q", c.set, e, ok, c.want)
+		}
+	}
+	long := Grant{Src: src, Door: "ssh", Kind: Open, Ports: []policy.PortProto{ssh}, TTL: time.Minute, Comment: strings.Repeat("x", maxComment+1)}
+	if err := tbl.Apply([]Grant{long}, nil); err == nil {
+		t.Error("a comment over the kernel's bound was accepted")
+	}
+}

@@ -265,7 +265,7 @@ func (t *Table) List() ([]Element, error) {
 			if err != nil {
 				return nil, fmt.Errorf("set %s: %w", s.Name, err)
 			}
-			el := Element{Addr: a, Port: pp, Door: door, Kind: k, Timeout: e.Timeout, Expires: e.Expires}
+			el := Element{Addr: a, Port: pp, Door: door, Kind: k, Timeout: e.Timeout, Expires: e.Expires, Comment: e.Comment}
 			if legacy {
 				el.Door, el.Kind = e.Comment, Open
 			}
