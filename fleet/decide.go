@@ -38,6 +38,7 @@ const (
 	ReasonTooLong                       // not_after - issued_at > the receiver's open_for
 	ReasonReplayedID                    // the origin's id was applied before
 	ReasonRateLimited                   // the origin is over its rate cap (Limiter)
+	ReasonClockUnsynced                 // the receiver's clock is unsynchronised (Receiver.Unsynced)
 	numReasons
 )
 
@@ -60,6 +61,7 @@ var reasonNames = [numReasons]string{
 	ReasonTooLong:         "too-long",
 	ReasonReplayedID:      "replayed-id",
 	ReasonRateLimited:     "rate-limited",
+	ReasonClockUnsynced:   "clock-unsynced",
 }
 
 // String returns the reason as logs and metrics label it, e.g. "expired".

@@ -25,7 +25,9 @@ func TestDecide(t *testing.T) {
 		seen   func(*Seen)
 		self   func(*Self)
 		spent  bool // the origin used up its rate cap before
-		want   Reason
+		// unsynced: the receiver's clock is unsynchronised
+		unsynced bool
+		want     Reason
 	}{
 		{name: "open", want: ReasonNone},
 		{name: "db door of bastion-2", signer: "bastion-2", edit: func(p *Payload) {
@@ -79,6 +81,19 @@ func TestDecide(t *testing.T) {
 		}, want: ReasonTooLong},
 		{name: "replayed id", seen: func(s *Seen) { s.Add("bastion-1", f.payload().ID, f.now.Add(time.Minute)) }, want: ReasonReplayedID},
 		{name: "rate limited", spent: true, want: ReasonRateLimited},
+		{name: "clock unsynchronised", unsynced: true, want: ReasonClockUnsynced},
+		{name: "spa and totp burns", edit: func(p *Payload) {
+			p.Burn = []string{SPABurn([32]byte{1, 2}), TOTPBurn("alice.laptop", 59_000_123)}
+		}, want: ReasonNone},
+		{name: "short spa burn", edit: func(p *Payload) { p.Burn = []string{"spa:sha256:00"} }, want: ReasonBadJSON},
+		{name: "uppercase spa burn", edit: func(p *Payload) { p.Burn = []string{strings.ToUpper(SPABurn([32]byte{0xab}))} }, want: ReasonBadJSON},
+		{name: "totp burn without counter", edit: func(p *Payload) { p.Burn = []string{"totp:alice:"} }, want: ReasonBadJSON},
+		{name: "unknown burn", edit: func(p *Payload) { p.Burn = []string{"hotp:alice:1"} }, want: ReasonBadJSON},
+		{name: "too many burns", edit: func(p *Payload) {
+			for i := range MaxBurns + 1 {
+				p.Burn = append(p.Burn, TOTPBurn("a", uint64(i)))
+			}
+		}, want: ReasonBadJSON},
 		{name: "same id other origin", seen: func(s *Seen) { s.Add("bastion-2", f.payload().ID, f.now.Add(time.Minute)) }, want: ReasonNone},
 	}
 	covered := map[Reason]bool{}
@@ -113,18 +128,13 @@ func TestDecide(t *testing.T) {
 			if tt.self != nil {
 				tt.self(&self)
 			}
-			var d Decision
-			if env, err := Decode(b); err == nil {
-				env.From = tt.from
-				d = Decide(env, f.members, self, f.now, seen)
-			} else {
-				d = DecideBytes(b, f.members, self, f.now, seen)
-			}
-			lim := Limiter{Rate: 1, Burst: 1}
+			// Through the Receiver, which the daemon uses: Decode, Decide,
+			// the clock check and the rate cap.
+			r := &Receiver{Members: f.members, Self: self, Seen: seen, Limiter: Limiter{Rate: 1, Burst: 1}, Unsynced: tt.unsynced}
 			if tt.spent {
-				lim.Admit(Decision{Origin: p.Origin}, f.now)
+				r.Limiter.Admit(Decision{Origin: p.Origin}, f.now)
 			}
-			d = lim.Admit(d, f.now)
+			d := r.Receive(b, tt.from, f.now).Decision
 			if d.Reason != tt.want {
 				t.Fatalf("reason = %v (err %v), want %v", d.Reason, d.Err, tt.want)
 			}

@@ -178,6 +178,9 @@ func (p Payload) check() error {
 			return err
 		}
 	}
+	if err := checkBurns(p.Burn); err != nil {
+		return err
+	}
 	if p.IssuedAt <= 0 || p.NotAfter <= p.IssuedAt {
 		return fmt.Errorf("issued_at %d, not_after %d: want 0 < issued_at < not_after", p.IssuedAt, p.NotAfter)
 	}

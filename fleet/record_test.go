@@ -15,7 +15,7 @@ func TestSignDecode(t *testing.T) {
 	t.Parallel()
 	f := newTestFleet(t)
 	p := f.payload()
-	p.Burn = []string{"spa:sha256:00"}
+	p.Burn = []string{SPABurn([32]byte{7})}
 	b := f.sign(t, "bastion-1", p)
 	if !bytes.HasPrefix(b, []byte(`{"v":1,"p":"`)) {
 		t.Errorf("envelope %s", b)
