@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sesame-knock/sesame/fleet"
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
@@ -55,6 +56,8 @@ type loop struct {
 
 	spa *spaState // nil: no SPA; its out channel feeds spaGrant (spagrant.go)
 
+	fleet *fleetState // nil: no fleet mode; its in channel feeds fleetReceive (fleet.go)
+
 	hitLog hitLog // rate-limits the lines any packet can cause (loglimit.go)
 }
 
@@ -95,6 +98,18 @@ func (l *loop) run(ctx context.Context, hits <-chan *hitBatch, hup <-chan os.Sig
 		case r := <-l.spaRequests():
 			l.spaGrant(r)
 			l.flush()
+		case r := <-l.fleetIn():
+			l.fleetReceive(r)
+		fleet:
+			for n := 1; n < maxBatch; n++ {
+				select {
+				case r := <-l.fleet.in:
+					l.fleetReceive(r)
+				default:
+					break fleet
+				}
+			}
+			l.flush()
 		case <-tick:
 			l.tick(l.now())
 		case <-hup:
@@ -126,6 +141,7 @@ func (l *loop) tick(now time.Time) {
 		l.decide(m.Expire(now))
 		st = st.Add(m.Stats())
 	}
+	l.fleetTick(now)
 	l.flush()
 	l.met.snapshot(st)
 	l.hitLog.summarize(l.log, now, false)
@@ -160,7 +176,13 @@ func (l *loop) decide(ds []knock.Decision) {
 			case policy.KindStatic, policy.KindSPA: // nothing used up
 			}
 			q.hook = l.hookFor("open", d.Door, d.Door.OnOpen, d.Src.String())
-			l.queue(knockGrant(d), q)
+			g := knockGrant(d)
+			var burn []string
+			if q.burn != nil {
+				burn = []string{fleet.TOTPBurn(q.burn.Client, q.burn.Counter)}
+			}
+			q.pub = l.fleetPubFor(d.Door, g.Src, g.Ports, g.TTL, burn...)
+			l.queue(g, q)
 		case knock.Close:
 			if len(l.grants) > 0 {
 				l.flush()
@@ -169,6 +191,7 @@ func (l *loop) decide(ds []knock.Decision) {
 			// manual ones (sesame grant) nor another door's.
 			l.revokes = append(l.revokes, nft.Revoke{Src: d.Src, Door: d.Door.Name, Ports: d.Door.Open, Forward: len(d.Door.Forward) > 0})
 			l.closing = append(l.closing, l.hookFor("close", d.Door, d.Door.OnClose, d.Src.String()))
+			l.fleetPublishClose(d.Door, d.Src)
 		}
 	}
 }

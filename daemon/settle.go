@@ -26,6 +26,8 @@ type queued struct {
 	hook    *HookJob           // on_open, or nil
 	burn    *knock.Burn        // a TOTP grant: the burn to undo if it fails
 	oneTime *policy.OneTimeSeq // a one-time grant: the line to mark unused if it fails
+	pub     *fleetPub          // a local grant of a door with fleet_groups: what to publish once it landed
+	fleet   *fleetQueued       // or a fleet grant: its record
 }
 
 // queue adds a grant to the batch.
@@ -107,9 +109,16 @@ func failReason(err error) string {
 
 // landed logs, counts and hooks a grant that is in the kernel.
 func (l *loop) landed(g nft.Grant, q *queued) {
-	if q.spa != nil {
-		l.log.Info(logevent.Open, q.spa...)
+	if q.fleet != nil {
+		l.fleetLanded(g, q.fleet)
 	} else {
+		l.fleetLocal(g, q.pub)
+	}
+	switch {
+	case q.fleet != nil: // logged by fleetLanded
+	case q.spa != nil:
+		l.log.Info(logevent.Open, q.spa...)
+	default:
 		l.logDecision(&q.d)
 	}
 	l.met.opened()

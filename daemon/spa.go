@@ -47,6 +47,7 @@ type spaRequest struct {
 	client *policy.Client
 	src    netip.Addr
 	msg    spa.Message
+	key    [32]byte // the packet's replay key: a fleet record burns it at every member
 }
 
 // spaDoor is one SPA door with a Verifier per client.
@@ -210,7 +211,7 @@ func (s *spaState) handle(ctx context.Context, h *knock.Hit) bool {
 	}
 	s.met.accepted.Inc()
 	select {
-	case s.out <- spaRequest{door: d.door, client: &d.door.Clients[client], src: h.Src, msg: msg}:
+	case s.out <- spaRequest{door: d.door, client: &d.door.Clients[client], src: h.Src, msg: msg, key: spa.ReplayKey(h.Payload)}:
 	case <-ctx.Done():
 	}
 	return true
@@ -253,6 +254,22 @@ func (s *spaState) refused(d *policy.Door, client string, src netip.Addr, reason
 	}
 	attrs = append(attrs, slog.Bool("spoofable", true)) // no packet was accepted
 	s.log.LogAttrs(context.Background(), slog.LevelWarn, logevent.SPARefused, attrs...)
+}
+
+// burn enters a replay key that another member's record says was used
+// there, so that a replay of that packet here is refused; it is saved
+// like the keys of packets seen here.
+func (s *spaState) burn(key [32]byte, now time.Time) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		return
+	}
+	s.cache.Add(key, now)
+	s.saveIfAddedLocked()
 }
 
 // saveIfAddedLocked writes the replay cache if a packet entered it since

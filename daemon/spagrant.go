@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sesame-knock/sesame/fleet"
 	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
@@ -65,7 +66,8 @@ func (l *loop) spaGrant(r spaRequest) {
 		attrs = append(attrs, "forward", policy.FormatTargets(d.Forward))
 	}
 	l.queue(nft.Grant{Src: target, Door: d.Name, Kind: nft.Open, Ports: ports, Forward: len(d.Forward) > 0, TTL: ttl},
-		queued{spa: attrs, hook: l.hookFor("open", d, d.OnOpen, target.String())})
+		queued{spa: attrs, hook: l.hookFor("open", d, d.OnOpen, target.String()),
+			pub: l.fleetPubFor(d, target, ports, ttl, fleet.SPABurn(r.key))})
 }
 
 // spaRefused logs and counts a refusal of the loop's own checks. These

@@ -122,6 +122,7 @@ type Decision struct {
 
 	Src      netip.Addr
 	Ports    []policy.PortProto
+	IssuedAt time.Time
 	NotAfter time.Time
 	// Timeout is the kernel timeout of an open: min(not_after - now,
 	// open_for), whole milliseconds, at least 1 ms.
@@ -225,7 +226,7 @@ func Decide(env Envelope, m *Members, self Self, now time.Time, seen *Seen) Deci
 	if seen.Has(p.Origin, p.ID) {
 		return refuse(ReasonReplayedID)
 	}
-	d.NotAfter = notAfter
+	d.IssuedAt, d.NotAfter = issued, notAfter
 	d.Timeout = min(left, door.OpenFor)
 	d.Comment = "fleet:" + p.Door + ":" + p.Origin + ":" + p.ID[:commentIDLen]
 	return d
