@@ -79,6 +79,8 @@ type fleetState struct {
 
 	refusedLog, droppedLog refusalLimiter
 	dropped                atomic.Uint64
+	applied, refusedN      atomic.Uint64
+	unsyncedNow            atomic.Bool
 	last                   atomic.Int64 // unix ms of the last record applied
 	lastLag                atomic.Int64 // its publish-to-apply latency, ns
 }
@@ -186,6 +188,7 @@ func (l *loop) fleetReceive(r fleetRecord) {
 			queued{fleet: &fleetQueued{a: a, rec: r}, hook: l.hookFor("open", door, door.OnOpen, a.Src.String())})
 	case fleet.KindClose:
 		f.recv.Landed(a)
+		f.applied.Add(1)
 		f.met.applied.WithLabelValues(a.Kind).Inc()
 		attrs := []any{"door", door.Name, "src", a.Src.String(), "origin", a.Origin, "id", a.ID, "group", r.group}
 		if !a.Revoke {
@@ -225,6 +228,7 @@ type fleetQueued struct {
 func (l *loop) fleetLanded(g nft.Grant, q *fleetQueued) {
 	f, a := l.fleet, q.a
 	f.recv.Landed(a)
+	f.applied.Add(1)
 	now := l.now()
 	lag := now.Sub(a.IssuedAt)
 	f.met.applied.WithLabelValues(a.Kind).Inc()
@@ -248,6 +252,7 @@ func (f *fleetState) refused(r fleetRecord, a fleet.Action) {
 		return
 	}
 	f.met.refused[a.Reason].Inc()
+	f.refusedN.Add(1)
 	n, ok := f.refusedLog.allow(f.now())
 	if !ok {
 		return
@@ -283,6 +288,7 @@ func (l *loop) fleetTick(now time.Time) {
 		}
 	}
 	f.met.unsynced.Set(b2f(unsynced))
+	f.unsyncedNow.Store(unsynced)
 }
 
 func b2f(b bool) float64 {

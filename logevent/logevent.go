@@ -91,13 +91,14 @@ const (
 
 // Fleet mode: records received from other members, and this host's own.
 const (
-	FleetOpen           = "fleet-open"            // a member's record opened a door here (origin, id)
-	FleetClose          = "fleet-close"           // a member's close removed what its open added here
-	FleetRefused        = "fleet-refused"         // a record was refused (reason; rate-limited)
-	FleetDropped        = "fleet-dropped"         // the receive queue was full: records lost here (rate-limited)
-	FleetUnsynced       = "fleet-clock-unsynced"  // the kernel says the clock is unsynchronised: no fleet grant is applied
-	FleetSynced         = "fleet-clock-synced"    // the clock is synchronised again
-	FleetPublishDropped = "fleet-publish-dropped" // the publish queue was full: a local open was not published
+	FleetOpen           = "fleet-open"             // a member's record opened a door here (origin, id)
+	FleetClose          = "fleet-close"            // a member's close removed what its open added here
+	FleetRefused        = "fleet-refused"          // a record was refused (reason; rate-limited)
+	FleetDropped        = "fleet-dropped"          // the receive queue was full: records lost here (rate-limited)
+	FleetUnsynced       = "fleet-clock-unsynced"   // the kernel says the clock is unsynchronised: no fleet grant is applied
+	FleetSynced         = "fleet-clock-synced"     // the clock is synchronised again
+	FleetPublishDropped = "fleet-publish-dropped"  // the publish queue was full: a local open was not published
+	FleetStatusNotSaved = "fleet-status-not-saved" // state_dir/fleet-status.json could not be written
 )
 
 // All lists every event, for docs and tests.
@@ -111,5 +112,5 @@ var All = []string{
 	OneTimeUsed, OneTimeLow, OneTimeExhausted, OneTimeRefused, OneTimeMarkFailed, OneTimeUnmarkFailed, OneTimeRestored,
 	TOTPBurnsRestored, TOTPBurnsUnreadable, TOTPBurnsNotSaved, SPARefused, SPAReplayUnreadable, SPAReplayNotSaved,
 	Hook, HookFailed, HookTimeout, HookDropped, HookSkipped,
-	FleetOpen, FleetClose, FleetRefused, FleetDropped, FleetUnsynced, FleetSynced, FleetPublishDropped,
+	FleetOpen, FleetClose, FleetRefused, FleetDropped, FleetUnsynced, FleetSynced, FleetPublishDropped, FleetStatusNotSaved,
 }

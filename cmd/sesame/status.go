@@ -25,6 +25,24 @@ type statusGrant struct {
 	State     string  `json:"state"` // pending, open or manual
 	ExpiresIn float64 `json:"expires_in_s"`
 	Timeout   float64 `json:"timeout_s,omitempty"`
+	// Origin and Record name the member and record of a fleet grant
+	// (its comment "fleet:DOOR:ORIGIN:ID").
+	Origin string `json:"origin,omitempty"`
+	Record string `json:"record,omitempty"`
+}
+
+// fleetOrigin returns the origin member and record id prefix of a fleet
+// grant's comment, or "", "" for a local grant.
+func fleetOrigin(comment string) (origin, record string) {
+	rest, ok := strings.CutPrefix(comment, "fleet:")
+	if !ok {
+		return "", ""
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) != 3 {
+		return "", ""
+	}
+	return parts[1], parts[2]
 }
 
 func statusCmd(args []string, stdout, stderr io.Writer) error {
@@ -37,6 +55,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	name := *table
 	var doors []statusDoor
+	var fleetSt *fleetStatus
 	if p, diags := policy.Load(*path); diags.HasErrors() {
 		if name == "" {
 			name = policy.DefaultTable
@@ -44,6 +63,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	} else {
 		doors = doorsOf(p)
+		fleetSt = readFleetStatus(p)
 		if name == "" {
 			name = p.Table
 		}
@@ -67,8 +87,9 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 		out := struct {
 			Table  string        `json:"table"`
 			Doors  []statusDoor  `json:"doors"`
+			Fleet  *fleetStatus  `json:"fleet,omitempty"`
 			Grants []statusGrant `json:"grants"`
-		}{Table: name, Doors: doors, Grants: []statusGrant{}}
+		}{Table: name, Doors: doors, Fleet: fleetSt, Grants: []statusGrant{}}
 		for _, e := range els {
 			g := statusGrant{
 				Addr: e.Addr.String(), Proto: e.Port.Proto.String(), Port: e.Port.Port,
@@ -77,6 +98,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 			if e.Kind.Forward() {
 				g.Proto, g.Port, g.Forward = "", 0, true
 			}
+			g.Origin, g.Record = fleetOrigin(e.Comment)
 			out.Grants = append(out.Grants, g)
 		}
 		enc := json.NewEncoder(stdout)
@@ -84,18 +106,23 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(out)
 	}
 	writeDoors(stdout, *path, doors)
+	writeFleet(stdout, fleetSt, time.Now())
 	fmt.Fprintf(stdout, "table inet %s: %d grant(s)\n", name, len(els))
 	if len(els) == 0 {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tPORT\tDOOR\tSTATE\tLEFT")
+	fmt.Fprintln(tw, "ADDRESS\tPORT\tDOOR\tSTATE\tLEFT\tORIGIN")
 	for _, e := range els {
 		port := e.Port.String()
 		if e.Kind.Forward() {
 			port = "forward" // every forward target of the door
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Addr, port, e.Door, e.Kind, e.Expires.Round(100*time.Millisecond))
+		origin := "local"
+		if o, id := fleetOrigin(e.Comment); o != "" {
+			origin = "fleet " + o + " " + id
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Addr, port, e.Door, e.Kind, e.Expires.Round(100*time.Millisecond), origin)
 	}
 	return tw.Flush()
 }
