@@ -101,6 +101,18 @@ const (
 	FleetStatusNotSaved = "fleet-status-not-saved" // state_dir/fleet-status.json could not be written
 )
 
+// The fleet link (package fleet/natslink): the connection to the NATS
+// cluster, its buckets and the records it publishes.
+const (
+	FleetConnected     = "fleet-connected"      // server; connected (again) to the cluster
+	FleetDisconnected  = "fleet-disconnected"   // server, err; reconnects in the background
+	FleetCatchUp       = "fleet-catch-up"       // group, records, took: live records read after a (re)connect
+	FleetPublishFailed = "fleet-publish-failed" // group, id, err: a record could not be published before its deadline
+	FleetBucketCreated = "fleet-bucket-created" // bucket, replicas, ttl: a missing group bucket was created
+	FleetBucketError   = "fleet-bucket-error"   // bucket, err, [need]: a bucket cannot be bound, created or is misconfigured
+	FleetDenied        = "fleet-denied"         // err: the server refused a publish or subscribe (permissions)
+)
+
 // All lists every event, for docs and tests.
 var All = []string{
 	Ready, Stopping, Reloaded, ReloadFailed, RestoreFailed, ConfigWarning, NeedsRestart, Metrics, MetricsFailed,
@@ -113,4 +125,5 @@ var All = []string{
 	TOTPBurnsRestored, TOTPBurnsUnreadable, TOTPBurnsNotSaved, SPARefused, SPAReplayUnreadable, SPAReplayNotSaved,
 	Hook, HookFailed, HookTimeout, HookDropped, HookSkipped,
 	FleetOpen, FleetClose, FleetRefused, FleetDropped, FleetUnsynced, FleetSynced, FleetPublishDropped, FleetStatusNotSaved,
+	FleetConnected, FleetDisconnected, FleetCatchUp, FleetPublishFailed, FleetBucketCreated, FleetBucketError, FleetDenied,
 }

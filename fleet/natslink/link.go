@@ -1,0 +1,939 @@
+// Package natslink is the fleet's transport (docs/design.md, "Fleet"): it
+// moves opaque signed envelopes between the members of a fleet through a
+// NATS JetStream cluster, and knows nothing of signatures or policy (the
+// receiver checks every record with package fleet).
+//
+// Each group is a KV bucket, sesame_<fleet>_<group>, with history 1, a
+// per-key TTL and a RePublish of every write to
+// sesame.<fleet>.<group>.<member>.<id>. A member writes its records under
+// the key "<member>.<id>" (the server's permissions let it write under its
+// own name only) and receives live records through a plain subscription to
+// the republished subjects: no consumer per host on the servers. On every
+// (re)connect it subscribes first, then reads the bucket's current values
+// (the catch-up). Delivery is at least once: the receiver dedups by id.
+package natslink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sesame-knock/sesame/logevent"
+)
+
+// Config says which fleet and cluster a link joins.
+type Config struct {
+	Fleet   string   // fleet name
+	Member  string   // this host's member name: it writes keys "<Member>.<id>"
+	Receive []string // groups whose records are delivered to this host
+	Publish []string // groups this host publishes to
+	Servers []string // nats:// or tls:// URLs
+	// Creds is a NATS credentials file ("" none): a user JWT and its nkey
+	// seed (nsc's .creds), or an nkey seed alone (for nkey users of the
+	// server's config, see docs/fleet/nats-server.conf).
+	Creds string
+	CA    string // PEM CA file for TLS, "" system roots
+	Log   *slog.Logger
+	// Now is the clock of the publisher's deadlines; nil is time.Now.
+	Now func() time.Time
+}
+
+// Record is one record delivered to the host.
+type Record struct {
+	Group   string
+	From    string // the member named by the key/subject (the writer the server allowed)
+	ID      string // the record id named by the key/subject
+	Data    []byte // the envelope bytes as stored
+	CatchUp bool   // delivered by the catch-up after a (re)connect
+	Seq     uint64 // stream sequence, for logs
+	// Stored is the stream's timestamp of the record (when the cluster
+	// accepted it); zero if the server did not say.
+	Stored time.Time
+}
+
+// Status is a snapshot of the link.
+type Status struct {
+	Connected   bool
+	Server      string    // connected URL (credentials redacted)
+	Since       time.Time // of the last change of Connected
+	LastRecord  time.Time // when the last record was delivered
+	LastLag     time.Duration
+	CatchingUp  bool
+	CatchUps    int // catch-ups completed
+	LastCatchUp time.Time
+
+	Published     uint64        // records the cluster acknowledged
+	PublishFailed uint64        // records given up at their deadline
+	Dropped       uint64        // records refused by Publish: queue full
+	Delivered     uint64        // records handed to deliver
+	PublishAck    time.Duration // the last publish's ack latency
+	// Malformed counts received messages whose subject or key names no
+	// valid member and id: dropped, never delivered.
+	Malformed uint64
+	// Duplicates counts records not delivered again because the same
+	// stream sequence of the same group was delivered just before.
+	Duplicates uint64
+}
+
+// QueueSize bounds the records waiting to be published.
+const QueueSize = 4096
+
+// Bucket settings used when the link creates a missing bucket.
+const (
+	// BucketMaxAge is the backstop TTL of every record (the per-key TTL
+	// is not_after - now + 1 s).
+	BucketMaxAge = 24 * time.Hour
+	// MaxValueSize bounds a record in the bucket (fleet.MaxEnvelope).
+	MaxValueSize = 4096
+	// markerTTL is how long the server keeps the marker it leaves when a
+	// record expires (what enables per-key TTLs).
+	markerTTL = time.Minute
+)
+
+// How long one request to the cluster may take, and the time between
+// attempts to bind a bucket.
+const (
+	requestTimeout = 2 * time.Second
+	bindRetryMin   = time.Second
+	bindRetryMax   = 30 * time.Second
+)
+
+type pubReq struct {
+	group, id string
+	env       []byte
+	notAfter  time.Time
+}
+
+type inItem struct {
+	rec  Record
+	live bool
+}
+
+// bucketState is a bound group bucket.
+type bucketState struct {
+	kv    jetstream.KeyValue
+	ttlOK bool // the bucket allows per-key TTLs
+}
+
+// Link is a member's connection to the fleet.
+type Link struct {
+	cfg     Config
+	log     *slog.Logger
+	deliver func(Record)
+	now     func() time.Time
+
+	pubq chan pubReq
+	in   chan inItem
+	kick chan struct{} // a bucket was bound: retry publishing now
+	ev   chan connEvent
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+
+	rl rateLog
+
+	mu      sync.Mutex
+	st      Status
+	buckets map[string]bucketState
+	nc      *nats.Conn
+}
+
+type connEvent int
+
+const (
+	evConnected connEvent = iota
+	evDisconnected
+	evClosed
+)
+
+// Open validates cfg and starts the link: it returns at once and connects,
+// and reconnects, in the background for as long as the link is open (a
+// cluster that is down at the start is fine). deliver is called from one
+// goroutine of the link, for each record in the order received; it must
+// not block long.
+func Open(cfg Config, deliver func(Record)) (*Link, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fleet link: %w", err)
+	}
+	if deliver == nil {
+		return nil, errors.New("fleet link: no deliver function")
+	}
+	for _, f := range []struct{ what, path string }{{"credentials", cfg.Creds}, {"CA", cfg.CA}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, fmt.Errorf("fleet link: %s file: %w", f.what, err)
+		}
+	}
+	l := &Link{
+		cfg:     cfg,
+		log:     cfg.Log,
+		deliver: deliver,
+		now:     cfg.Now,
+		pubq:    make(chan pubReq, QueueSize),
+		in:      make(chan inItem, 1024),
+		kick:    make(chan struct{}, 1),
+		ev:      make(chan connEvent, 16),
+		stop:    make(chan struct{}),
+		buckets: map[string]bucketState{},
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	l.wg.Add(3)
+	go l.run()
+	go l.publisher()
+	go l.deliverer()
+	return l, nil
+}
+
+// Close stops the link and waits for its goroutines. Records still waiting
+// to be published are abandoned (logged with their count).
+func (l *Link) Close() {
+	l.once.Do(func() {
+		close(l.stop)
+		l.wg.Wait()
+		if n := len(l.pubq); n > 0 {
+			l.log.Warn(logevent.FleetPublishFailed, "abandoned", n, "err", "the fleet link closed")
+		}
+	})
+}
+
+// Status returns a snapshot of the link's state.
+func (l *Link) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st
+}
+
+// Publish queues env to be written to group under the key
+// "<Member>.<id>" and returns at once. It returns false, and queues
+// nothing, if group is not one of cfg.Publish, id is not a record id, or
+// the queue is full (counted in Status.Dropped). The record is retried
+// until one second before notAfter, then given up (logged as
+// fleet-publish-failed).
+func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
+	if !contains(l.cfg.Publish, group) || !validID(id) {
+		return false
+	}
+	select {
+	case <-l.stop:
+		return false
+	default:
+	}
+	select {
+	case l.pubq <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
+		return true
+	default:
+		l.mu.Lock()
+		l.st.Dropped++
+		l.mu.Unlock()
+		return false
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// run owns the connection: it connects, subscribes, and on every
+// (re)connect binds the buckets and catches up, until Close.
+func (l *Link) run() {
+	defer l.wg.Done()
+	delay := bindRetryMin
+	for {
+		nc, err := l.connect()
+		if err != nil {
+			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
+				l.log.Warn(logevent.FleetDisconnected, "err", err, "suppressed", n)
+			}
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, bindRetryMax)
+			continue
+		}
+		delay = bindRetryMin
+		if l.serve(nc) {
+			return
+		}
+	}
+}
+
+// connect starts a connection that retries by itself.
+func (l *Link) connect() (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("sesame " + l.cfg.Fleet + " " + l.cfg.Member),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.IgnoreAuthErrorAbort(),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		nats.Timeout(requestTimeout),
+		nats.PingInterval(10 * time.Second),
+		nats.MaxPingsOutstanding(2),
+		nats.NoCallbacksAfterClientClose(),
+		nats.ConnectHandler(func(*nats.Conn) { l.event(evConnected) }),
+		nats.ReconnectHandler(func(*nats.Conn) { l.event(evConnected) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.setConnected(false, "")
+			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
+				l.log.Warn(logevent.FleetDisconnected, "err", errText(err), "suppressed", n)
+			}
+			l.event(evDisconnected)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { l.event(evClosed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if ok, n := l.rl.allow(logevent.FleetDenied); ok {
+				l.log.Warn(logevent.FleetDenied, "err", err, "suppressed", n)
+			}
+		}),
+	}
+	if l.cfg.Creds != "" {
+		o, err := credsOption(l.cfg.Creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	if l.cfg.CA != "" {
+		opts = append(opts, nats.RootCAs(l.cfg.CA))
+	}
+	return nats.Connect(strings.Join(l.cfg.Servers, ","), opts...)
+}
+
+// credsOption reads a credentials file: a user JWT with its seed, or a
+// seed alone.
+func credsOption(path string) (nats.Option, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	if strings.Contains(string(b), "BEGIN NATS USER JWT") {
+		return nats.UserCredentials(path), nil
+	}
+	o, err := nats.NkeyOptionFromSeed(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials %s: neither a user JWT nor an nkey seed: %w", path, err)
+	}
+	return o, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "connection closed"
+	}
+	return err.Error()
+}
+
+// event passes a connection event to serve; when its queue is full, the
+// events already queued will make serve look at the connection anyway.
+func (l *Link) event(e connEvent) {
+	select {
+	case l.ev <- e:
+	default:
+	}
+}
+
+// serve subscribes on nc and sets the link up on every (re)connect. It
+// returns true when the link is closed, false when nc was closed under it.
+func (l *Link) serve(nc *nats.Conn) (stopped bool) {
+	l.mu.Lock()
+	l.nc = nc
+	l.buckets = map[string]bucketState{}
+	l.mu.Unlock()
+	var setupWG sync.WaitGroup
+	cancel := func() {}
+	defer func() {
+		cancel()
+		nc.Close()
+		setupWG.Wait()
+		l.setConnected(false, "")
+		l.mu.Lock()
+		l.nc = nil
+		l.buckets = map[string]bucketState{}
+		l.mu.Unlock()
+	}()
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(requestTimeout))
+	if err != nil {
+		l.log.Error(logevent.FleetBucketError, "err", err)
+		return l.wait(time.Second)
+	}
+	// Live records: subscribe before any catch-up, so that nothing
+	// written in between is missed. The subscriptions outlive reconnects.
+	for _, g := range l.cfg.Receive {
+		prefix := SubjectPrefix(l.cfg.Fleet, g)
+		sub, err := nc.Subscribe(prefix+">", func(m *nats.Msg) { l.live(g, prefix, m) })
+		if err != nil {
+			l.log.Error(logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, g), "err", fmt.Errorf("subscribe %s>: %w", prefix, err))
+			return l.wait(time.Second)
+		}
+		_ = sub.SetPendingLimits(1<<16, 64<<20)
+	}
+	if nc.IsConnected() {
+		l.event(evConnected)
+	}
+	for {
+		select {
+		case <-l.stop:
+			return true
+		case e := <-l.ev:
+			switch e {
+			case evClosed:
+				return false
+			case evDisconnected:
+				cancel()
+				cancel = func() {}
+			case evConnected:
+				if !nc.IsConnected() {
+					continue
+				}
+				cancel()
+				l.setConnected(true, nc.ConnectedUrlRedacted())
+				if ok, n := l.rl.allow(logevent.FleetConnected); ok {
+					l.log.Info(logevent.FleetConnected, "server", nc.ConnectedUrlRedacted(), "suppressed", n)
+				}
+				ctx, c := context.WithCancel(context.Background())
+				cancel = c
+				setupWG.Add(1)
+				go func() {
+					defer setupWG.Done()
+					l.setup(ctx, nc, js)
+				}()
+			}
+		}
+	}
+}
+
+// wait waits d or until Close; it returns true on Close.
+func (l *Link) wait(d time.Duration) bool {
+	select {
+	case <-l.stop:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (l *Link) setConnected(up bool, server string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st.Connected != up {
+		l.st.Since = time.Now()
+	}
+	l.st.Connected = up
+	l.st.Server = server
+	if !up {
+		l.st.CatchingUp = false
+	}
+}
+
+// setup binds every group's bucket (creating it if missing and allowed),
+// then catches up on the receive groups. It retries until ctx ends (a
+// disconnect, a newer connect, or Close).
+func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) {
+	groups := l.cfg.groups()
+	var wg sync.WaitGroup
+	l.mu.Lock()
+	l.st.CatchingUp = len(l.cfg.Receive) > 0
+	l.mu.Unlock()
+	caughtUp := make([]bool, len(groups))
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bs, ok := l.bind(ctx, nc, js, g)
+			if !ok {
+				return
+			}
+			l.mu.Lock()
+			l.buckets[g] = bs
+			l.mu.Unlock()
+			select {
+			case l.kick <- struct{}{}:
+			default:
+			}
+			if contains(l.cfg.Receive, g) {
+				caughtUp[i] = l.catchUp(ctx, g, bs.kv)
+			} else {
+				caughtUp[i] = true
+			}
+		}()
+	}
+	wg.Wait()
+	for _, ok := range caughtUp {
+		if !ok {
+			return
+		}
+	}
+	if len(l.cfg.Receive) > 0 {
+		l.mu.Lock()
+		l.st.CatchingUp = false
+		l.st.CatchUps++
+		l.st.LastCatchUp = time.Now()
+		l.mu.Unlock()
+	}
+}
+
+// bind returns group's bucket, creating it when it is missing (if the
+// credentials allow). It retries, with a growing delay, until ctx ends.
+func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (bucketState, bool) {
+	bucket := Bucket(l.cfg.Fleet, group)
+	delay := bindRetryMin
+	for {
+		bs, err := l.bindOnce(ctx, nc, js, group)
+		if err == nil {
+			return bs, true
+		}
+		if ctx.Err() != nil {
+			return bucketState{}, false
+		}
+		if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
+			l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err", err, "suppressed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return bucketState{}, false
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, bindRetryMax)
+	}
+}
+
+// bucketError says what failed and which permission it needs.
+type bucketError struct {
+	op   string
+	need string
+	err  error
+}
+
+func (e *bucketError) Error() string {
+	return fmt.Sprintf("%s: %v (this needs %s)", e.op, e.err, e.need)
+}
+
+func (e *bucketError) Unwrap() error { return e.err }
+
+func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (bucketState, error) {
+	bucket, stream := Bucket(l.cfg.Fleet, group), Stream(l.cfg.Fleet, group)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	kv, err := js.KeyValue(rctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = l.create(ctx, nc, js, group)
+	}
+	if err != nil {
+		if _, ok := errors.AsType[*bucketError](err); ok {
+			return bucketState{}, err
+		}
+		return bucketState{}, &bucketError{op: "bind bucket " + bucket, need: "publish permission on $JS.API.STREAM.INFO." + stream, err: err}
+	}
+	sctx, cancel2 := context.WithTimeout(ctx, requestTimeout)
+	defer cancel2()
+	st, err := kv.Status(sctx)
+	if err != nil {
+		return bucketState{}, &bucketError{op: "read bucket " + bucket, need: "publish permission on $JS.API.STREAM.INFO." + stream, err: err}
+	}
+	bs := bucketState{kv: kv}
+	if kst, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		cfg := kst.StreamInfo().Config
+		bs.ttlOK = cfg.AllowMsgTTL
+		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && contains(l.cfg.Receive, group) {
+			if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
+				l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err",
+					fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)), "suppressed", n)
+			}
+		}
+	}
+	return bs, nil
+}
+
+// republishes reports whether rp maps the bucket's keys to prefix.
+func republishes(rp *jetstream.RePublish, bucket, prefix string) bool {
+	return rp != nil && rp.Source == "$KV."+bucket+".>" && rp.Destination == prefix+">"
+}
+
+// create creates group's bucket.
+func (l *Link) create(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (jetstream.KeyValue, error) {
+	bucket, stream := Bucket(l.cfg.Fleet, group), Stream(l.cfg.Fleet, group)
+	replicas := Replicas(nc.ConnectedClusterName(), len(nc.Servers()))
+	cfg := BucketConfig(l.cfg.Fleet, group, replicas)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	kv, err := js.CreateKeyValue(rctx, cfg)
+	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		// A server before 2.11: no per-key TTL; BucketMaxAge is the backstop.
+		cfg.LimitMarkerTTL = 0
+		kv, err = js.CreateKeyValue(rctx, cfg)
+	}
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.KeyValue(rctx, bucket) // another member created it first
+	}
+	if err != nil {
+		return nil, &bucketError{
+			op:   "create missing bucket " + bucket,
+			need: "publish permission on $JS.API.INFO and $JS.API.STREAM.CREATE." + stream + " (an admin's), or the bucket created beforehand as docs/fleet/nats-server.conf shows",
+			err:  err,
+		}
+	}
+	l.log.Info(logevent.FleetBucketCreated, "bucket", bucket, "replicas", replicas, "ttl", cfg.TTL, "republish", cfg.RePublish.Destination)
+	return kv, nil
+}
+
+// Replicas is how many replicas a new bucket gets: 3 on a cluster that
+// has at least 3 servers, else 1.
+func Replicas(cluster string, servers int) int {
+	if cluster != "" && servers >= 3 {
+		return 3
+	}
+	return 1
+}
+
+// BucketConfig is the configuration of a group's bucket, as the link
+// creates it (and as an admin may create it beforehand).
+func BucketConfig(fleet, group string, replicas int) jetstream.KeyValueConfig {
+	bucket := Bucket(fleet, group)
+	return jetstream.KeyValueConfig{
+		Bucket:       bucket,
+		Description:  "sesame fleet " + fleet + ", group " + group + ": signed grant records",
+		History:      1,
+		Storage:      jetstream.FileStorage,
+		Replicas:     replicas,
+		MaxValueSize: MaxValueSize,
+		TTL:          BucketMaxAge,
+		RePublish: &jetstream.RePublish{
+			Source:      "$KV." + bucket + ".>",
+			Destination: SubjectPrefix(fleet, group) + ">",
+		},
+		LimitMarkerTTL: markerTTL,
+	}
+}
+
+// catchUp delivers the bucket's current values, then stops. It returns
+// false if ctx ended first.
+func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue) bool {
+	start := time.Now()
+	delay := bindRetryMin
+	for {
+		n, err := l.catchUpOnce(ctx, group, kv)
+		if err == nil {
+			took := time.Since(start)
+			if ok, s := l.rl.allow(logevent.FleetCatchUp + "/" + group); ok {
+				l.log.Info(logevent.FleetCatchUp, "group", group, "records", n, "took", took.Round(time.Millisecond), "suppressed", s)
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if ok, s := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
+			l.log.Error(logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, group), "err",
+				&bucketError{op: "catch up", need: "publish permission on $JS.API.CONSUMER.CREATE." + Stream(l.cfg.Fleet, group) + ".> and subscribe permission on _INBOX.>", err: err}, "suppressed", s)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, bindRetryMax)
+	}
+}
+
+func (l *Link) catchUpOnce(ctx context.Context, group string, kv jetstream.KeyValue) (int, error) {
+	wctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	w, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = w.Stop()
+		// The watcher's callback holds its lock while it sends: drain
+		// until its channel closes so that it can finish.
+		t := time.NewTimer(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case _, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+			case <-t.C:
+				return
+			}
+		}
+	}()
+	n := 0
+	idle := time.NewTimer(requestTimeout)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-idle.C:
+			return n, errors.New("catch-up stalled: no value for 2s")
+		case e, ok := <-w.Updates():
+			if !ok {
+				return n, errors.New("catch-up watcher closed")
+			}
+			if e == nil { // the initial values are done
+				return n, nil
+			}
+			idle.Reset(requestTimeout)
+			if e.Operation() != jetstream.KeyValuePut || len(e.Value()) == 0 {
+				continue
+			}
+			from, id, ok := ParseKey(e.Key())
+			if !ok {
+				l.malformed()
+				continue
+			}
+			rec := Record{Group: group, From: from, ID: id, Data: e.Value(), CatchUp: true, Seq: e.Revision(), Stored: e.Created()}
+			select {
+			case l.in <- inItem{rec: rec}:
+				n++
+			case <-ctx.Done():
+				return n, ctx.Err()
+			}
+		}
+	}
+}
+
+// live handles a republished record.
+func (l *Link) live(group, prefix string, m *nats.Msg) {
+	if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" || len(m.Data) == 0 {
+		return // a delete, purge or expiry marker
+	}
+	from, id, ok := parseSubject(prefix, m.Subject)
+	if !ok {
+		l.malformed()
+		return
+	}
+	rec := Record{Group: group, From: from, ID: id, Data: m.Data}
+	rec.Seq, _ = strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if ts := m.Header.Get(jetstream.TimeStampHeaer); ts != "" {
+		rec.Stored, _ = time.Parse(time.RFC3339Nano, ts)
+	}
+	select {
+	case l.in <- inItem{rec: rec, live: true}:
+	case <-l.stop:
+	}
+}
+
+func (l *Link) malformed() {
+	l.mu.Lock()
+	l.st.Malformed++
+	l.mu.Unlock()
+}
+
+// deliverer hands records to deliver, one at a time, dropping a record
+// whose group and stream sequence were delivered just before.
+func (l *Link) deliverer() {
+	defer l.wg.Done()
+	recent := map[string]*seqRing{}
+	for {
+		var it inItem
+		select {
+		case <-l.stop:
+			return
+		case it = <-l.in:
+		}
+		r := recent[it.rec.Group]
+		if r == nil {
+			r = newSeqRing(4096)
+			recent[it.rec.Group] = r
+		}
+		if it.rec.Seq != 0 && !r.add(it.rec.Seq) {
+			l.mu.Lock()
+			l.st.Duplicates++
+			l.mu.Unlock()
+			continue
+		}
+		l.deliver(it.rec)
+		now := time.Now()
+		l.mu.Lock()
+		l.st.Delivered++
+		l.st.LastRecord = now
+		if it.live && !it.rec.Stored.IsZero() {
+			l.st.LastLag = now.Sub(it.rec.Stored)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// seqRing remembers the last n sequences added.
+type seqRing struct {
+	set  map[uint64]struct{}
+	ring []uint64
+	next int
+}
+
+func newSeqRing(n int) *seqRing {
+	return &seqRing{set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+}
+
+// add remembers seq and reports whether it was new.
+func (r *seqRing) add(seq uint64) bool {
+	if _, ok := r.set[seq]; ok {
+		return false
+	}
+	if old := r.ring[r.next]; old != 0 {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = seq
+	r.next = (r.next + 1) % len(r.ring)
+	r.set[seq] = struct{}{}
+	return true
+}
+
+// publisher writes the queued records, one at a time, each retried until
+// its give-up time.
+func (l *Link) publisher() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case r := <-l.pubq:
+			if !l.publish(r) {
+				return
+			}
+		}
+	}
+}
+
+var errNotReady = errors.New("not connected, or the group's bucket is not bound yet")
+
+// publish writes one record; it returns false on Close.
+func (l *Link) publish(r pubReq) bool {
+	key := Key(l.cfg.Member, r.id)
+	var lastErr error
+	for n := 1; ; n++ {
+		ttl, ok := keyTTL(l.now(), r.notAfter)
+		if !ok {
+			l.publishFailed(r, lastErr, n-1)
+			return true
+		}
+		l.mu.Lock()
+		bs, bound := l.buckets[r.group]
+		l.mu.Unlock()
+		if bound {
+			var opts []jetstream.KVCreateOpt
+			if bs.ttlOK {
+				opts = append(opts, jetstream.KeyTTL(ttl))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), min(requestTimeout, giveUpAt(r.notAfter).Sub(l.now())))
+			go func() { // Close cancels the attempt
+				select {
+				case <-l.stop:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			start := time.Now()
+			_, err := bs.kv.Create(ctx, key, r.env, opts...)
+			took := time.Since(start)
+			cancel()
+			// A key that exists was written by an earlier attempt whose ack
+			// was lost (ids are random and keys carry this member's name).
+			if err == nil || errors.Is(err, jetstream.ErrKeyExists) {
+				l.mu.Lock()
+				l.st.Published++
+				l.st.PublishAck = took
+				l.mu.Unlock()
+				return true
+			}
+			lastErr = err
+		} else {
+			lastErr = errNotReady
+		}
+		wait, ok := retryWait(n, l.now(), r.notAfter)
+		if !ok {
+			l.publishFailed(r, lastErr, n)
+			return true
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-l.stop:
+			t.Stop()
+			l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", "the fleet link closed")
+			return false
+		case <-l.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (l *Link) publishFailed(r pubReq, err error, attempts int) {
+	if err == nil {
+		err = errors.New("its deadline passed before it could be sent")
+	}
+	l.mu.Lock()
+	l.st.PublishFailed++
+	l.mu.Unlock()
+	if ok, n := l.rl.allow(logevent.FleetPublishFailed); ok {
+		l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", err, "attempts", attempts, "suppressed", n)
+	}
+}
+
+// rateLog lets through, per key, bursts of 10 lines and then one line
+// every 6 s, and counts what it holds back (reported as "suppressed" by
+// the next line let through).
+type rateLog struct {
+	mu sync.Mutex
+	m  map[string]*rateState
+}
+
+type rateState struct {
+	tokens     float64
+	last       time.Time
+	suppressed int
+}
+
+const (
+	rateBurst = 10
+	rateEvery = 6 * time.Second
+)
+
+func (r *rateLog) allow(key string) (ok bool, suppressed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]*rateState{}
+	}
+	now := time.Now()
+	s := r.m[key]
+	if s == nil {
+		s = &rateState{tokens: rateBurst, last: now}
+		r.m[key] = s
+	}
+	s.tokens = min(rateBurst, s.tokens+now.Sub(s.last).Seconds()/rateEvery.Seconds())
+	s.last = now
+	if s.tokens < 1 {
+		s.suppressed++
+		return false, 0
+	}
+	s.tokens--
+	n := s.suppressed
+	s.suppressed = 0
+	return true, n
+}
