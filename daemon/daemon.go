@@ -25,6 +25,7 @@ import (
 
 	"github.com/sesame-knock/sesame/capture"
 	"github.com/sesame-knock/sesame/doctor"
+	"github.com/sesame-knock/sesame/fleet"
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
@@ -145,9 +146,10 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-// load reads and validates the config, logging its warnings.
+// load reads and validates the config, and the fleet files it names
+// (fleet.Load), logging their warnings.
 func load(log *slog.Logger, path string) (*policy.Policy, error) {
-	p, diags := policy.Load(path)
+	p, _, diags := fleet.Load(path)
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags}
 	}

@@ -24,7 +24,6 @@ const KeyPrefix = "ed25519:"
 
 // What each attribute allows, said in the Detail of its errors.
 const (
-	allowName     = `a name that starts with a letter or digit, then letters, digits, "_" or "-", at most 64 characters`
 	allowKey      = `"ed25519:" followed by the standard base64 of a 32-byte Ed25519 public key, as sesame keygen --fleet prints it`
 	allowMayGrant = `a map from group to the doors this member may open there, e.g. { web = ["ssh"] }, with at least one group and one door`
 )
@@ -108,8 +107,8 @@ func ParseMembers(filename string, src []byte) (*Members, hcl.Diagnostics) {
 	ms := &Members{byName: make(map[string]*Member, len(raw.Members))}
 	first := map[string]hcl.Range{}
 	for _, r := range raw.Members {
-		if !validName(r.Name) {
-			diags = append(diags, errorf(r.NameRange, "Invalid member name", "Member name %q: %s.", r.Name, allowName))
+		if !policy.ValidFleetName(r.Name) {
+			diags = append(diags, errorf(r.NameRange, "Invalid member name", "Member name %q: %s.", r.Name, policy.AllowFleetName))
 		}
 		if at, dup := first[r.Name]; dup {
 			diags = append(diags, errorf(r.NameRange, "Duplicate member", "Member %q is already defined at %s:%d,%d; each name may appear once.", r.Name, at.Filename, at.Start.Line, at.Start.Column))
@@ -189,8 +188,8 @@ func parseMayGrant(a *hcl.Attribute, diags *hcl.Diagnostics) (map[string][]strin
 	ok := true
 	for _, kv := range pairs {
 		group, gok := stringOf(kv.Key)
-		if !gok || !validName(group) {
-			*diags = append(*diags, errorf(kv.Key.Range(), "Invalid group", "A group is %s.", allowName))
+		if !gok || !policy.ValidFleetName(group) {
+			*diags = append(*diags, errorf(kv.Key.Range(), "Invalid group", "A group is %s.", policy.AllowFleetName))
 			ok = false
 			continue
 		}
@@ -237,24 +236,6 @@ func stringOf(e hcl.Expression) (string, bool) {
 		return "", false
 	}
 	return v.AsString(), true
-}
-
-// validName reports whether s is a member or group name: it appears in
-// grant comments ("fleet:DOOR:ORIGIN:ID") and later in NATS subjects, so
-// it holds no ":" or ".".
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case (c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func errorf(rng hcl.Range, summary, detail string, args ...any) *hcl.Diagnostic {

@@ -22,6 +22,14 @@ func (d Diagnostics) HasErrors() bool { return d.diags.HasErrors() }
 // discovery.
 func (d Diagnostics) All() hcl.Diagnostics { return d.diags }
 
+// Extend returns d with more diagnostics appended: those of checks made
+// outside package policy on the same config (fleet.LoadConfig), rendered
+// with snippets of the config file like d's own.
+func (d Diagnostics) Extend(more hcl.Diagnostics) Diagnostics {
+	d.diags = append(d.diags[:len(d.diags):len(d.diags)], more...)
+	return d
+}
+
 // Errors returns only the errors.
 func (d Diagnostics) Errors() hcl.Diagnostics { return d.filter(hcl.DiagError) }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/sesame-knock/sesame/internal/secretfile"
 	"github.com/sesame-knock/sesame/totp"
 )
 
@@ -142,19 +142,16 @@ func (v *validator) readSecretFile(rng hcl.Range, client, path, what, allowed st
 		v.add(errorf(rng, summary, format+" "+allowed, args...))
 		return nil, false
 	}
-	st, err := os.Stat(path)
+	b, err := secretfile.Read(path)
+	var mode *secretfile.ModeError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return bad("Missing "+what+" file", "Client %q's %s file %s does not exist.", client, what, path)
-	case err != nil:
-		return bad("Unreadable "+what+" file", "Client %q's %s file: %v.", client, what, err)
-	case !st.Mode().IsRegular():
+	case errors.Is(err, secretfile.ErrNotRegular):
 		return bad("Unreadable "+what+" file", "Client %q's %s file %s is not a regular file.", client, what, path)
-	case st.Mode().Perm()&0o077 != 0:
-		return bad(upper(what)+" file readable by others", "Client %q's %s file %s has mode %04o: group or others may read or write it. Run chmod 600 %s.", client, what, path, st.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
+	case errors.As(err, &mode):
+		return bad(upper(what)+" file readable by others", "Client %q's %s file %s has mode %04o: group or others may read or write it. Run chmod 600 %s.", client, what, path, mode.Mode, path)
+	case err != nil:
 		return bad("Unreadable "+what+" file", "Client %q's %s file: %v.", client, what, err)
 	}
 	return b, true

@@ -25,6 +25,7 @@ type rawConfig struct {
 	Metrics    *hcl.Attribute `hcl:"metrics_listen,optional"`
 	StateDir   *hcl.Attribute `hcl:"state_dir,optional"`
 	Doors      []rawDoor      `hcl:"door,block"`
+	Fleet      []rawFleet     `hcl:"fleet,block"`
 }
 
 // rawDoor is one door block as HCL decodes it.
@@ -54,6 +55,8 @@ type rawDoor struct {
 	MaxGrants     *hcl.Attribute `hcl:"max_grants,optional"`
 	Confirm       *hcl.Attribute `hcl:"confirm,optional"`
 	ConfirmWithin *hcl.Attribute `hcl:"confirm_within,optional"`
+
+	FleetGroups *hcl.Attribute `hcl:"fleet_groups,optional"`
 }
 
 // Load reads and parses the config file at path. An unreadable file is one

@@ -27,5 +27,8 @@ func (p *Policy) Summary() string {
 		p.Doors[i].summary(&b)
 		b.WriteByte('\n')
 	}
+	if p.Fleet != nil {
+		p.Fleet.summary(&b, p.Doors)
+	}
 	return b.String()
 }

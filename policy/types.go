@@ -232,6 +232,8 @@ type Fleet struct {
 	// Range is where the block is, for diagnostics of checks made outside
 	// package policy (unknown member, key file mode).
 	Range hcl.Range
+	// At is where each attribute is written, for the same diagnostics.
+	At FleetAt
 }
 
 // Policy is a validated configuration with defaults applied.

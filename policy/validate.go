@@ -65,6 +65,7 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 	}
 	p.StateDir = v.stateDir(raw.StateDir)
 	v.stateDirPath = p.StateDir
+	p.Fleet = v.fleet(raw.Fleet)
 
 	seen := make(map[string]hcl.Range)
 	var srcs []doorSrc
@@ -82,6 +83,7 @@ func (v *validator) policy(raw *rawConfig, start hcl.Range) *Policy {
 	v.crossDoors(srcs)
 	v.dynamicNotGuarded(raw, p)
 	v.spaCross(raw, p)
+	v.fleetGroups(raw, p, len(raw.Fleet) > 0)
 	if len(raw.Doors) == 0 && !v.diags.HasErrors() {
 		v.add(warnf(start, "No door: nothing is guarded", `The config has no door block, so sesame guards no port and opens none. Add a door "NAME" { sequence = [...], open = [...] } block.`))
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/sesame-knock/sesame/daemon"
+	"github.com/sesame-knock/sesame/fleet"
 	"github.com/sesame-knock/sesame/internal/journal"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
@@ -40,7 +41,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) error {
 	if err := fs.parseNone(args); err != nil {
 		return err
 	}
-	p, diags := policy.Load(*path)
+	p, _, diags := fleet.Load(*path)
 	if len(diags.All()) > 0 {
 		diags.Write(stderr, false)
 	}

@@ -1,6 +1,7 @@
 // Package secretfile writes files that hold secrets (TOTP secrets, SPA
-// keys): mode 0600 from the first byte, never over an existing file unless
-// asked, and synced before they count as written.
+// keys, fleet keys): mode 0600 from the first byte, never over an existing
+// file unless asked, and synced before they count as written. Read refuses
+// one that others may read.
 package secretfile
 
 import (
@@ -39,4 +40,35 @@ func Write(path, content string, force bool) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ErrNotRegular is Read's error for a path that is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ModeError is Read's error for a file that group or others may read or
+// write.
+type ModeError struct {
+	Path string
+	Mode fs.FileMode // its permission bits
+}
+
+func (e *ModeError) Error() string {
+	return fmt.Sprintf("%s has mode %04o: group or others may read or write it. Run chmod 600 %s", e.Path, e.Mode, e.Path)
+}
+
+// Read returns the content of the secret file at path. It refuses a
+// missing file (an error that matches fs.ErrNotExist), one that is not a
+// regular file (ErrNotRegular, before opening it: a FIFO would block), and
+// one whose mode lets group or others in (*ModeError).
+func Read(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil, err
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
+	case st.Mode().Perm()&0o077 != 0:
+		return nil, &ModeError{Path: path, Mode: st.Mode().Perm()}
+	}
+	return os.ReadFile(path)
 }
