@@ -64,7 +64,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.ConfigPath == "" {
 		o.ConfigPath = policy.DefaultPath
 	}
-	p, err := load(log, o.ConfigPath)
+	p, fc, err := load(log, o.ConfigPath)
 	if err != nil {
 		return err
 	}
@@ -132,6 +132,15 @@ func Run(ctx context.Context, o Options) error {
 	l.met = met
 	l.spa = spas
 	r := &reloader{log: log, path: o.ConfigPath, table: table, caps: caps, cur: p, notify: o.Notify}
+	if fc != nil {
+		fs, err := startFleet(ctx, &bg, log, p, fc, met)
+		if err != nil {
+			return err
+		}
+		defer fs.link.Close()
+		l.fleet = fs
+		r.fleet = func(p *policy.Policy, next *fleet.Config) { fs.reload(fc, p, next) }
+	}
 	heal.mu, heal.table, heal.r = &r.mu, table, r
 	bg.Go(func() { heal.watchTable(ctx, table.Watch) })
 	bg.Go(func() { heal.run(ctx) })
@@ -148,15 +157,15 @@ func Run(ctx context.Context, o Options) error {
 
 // load reads and validates the config, and the fleet files it names
 // (fleet.Load), logging their warnings.
-func load(log *slog.Logger, path string) (*policy.Policy, error) {
-	p, _, diags := fleet.Load(path)
+func load(log *slog.Logger, path string) (*policy.Policy, *fleet.Config, error) {
+	p, fc, diags := fleet.Load(path)
 	if diags.HasErrors() {
-		return nil, &ConfigError{Diags: diags}
+		return nil, nil, &ConfigError{Diags: diags}
 	}
 	for _, w := range diags.Warnings() {
 		log.Warn(logevent.ConfigWarning, "detail", w.Error())
 	}
-	return p, nil
+	return p, fc, nil
 }
 
 // interfaces returns the policy's interfaces, or those that carry a
@@ -200,6 +209,9 @@ type reloader struct {
 
 	mu     sync.Mutex // held by reload and the healer
 	notify func(state string)
+	// fleet, if set, takes the fleet config of a policy that reloaded
+	// (nil without a fleet block); it runs on the loop goroutine.
+	fleet func(*policy.Policy, *fleet.Config)
 }
 
 // ensurer is what the reloader needs of the nftables table.
@@ -218,7 +230,7 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 	defer r.mu.Unlock()
 	r.notifyf(notifyReloading())
 	defer r.notifyf(notifyReady)
-	p, err := load(r.log, r.path)
+	p, fc, err := load(r.log, r.path)
 	if err != nil {
 		r.log.Error(logevent.ReloadFailed, "file", r.path, "err", err, "note", "still serving the previous policy")
 		return nil
@@ -251,6 +263,9 @@ func (r *reloader) reload(ctx context.Context) *policy.Policy {
 		return nil
 	}
 	r.cur = p
+	if r.fleet != nil {
+		r.fleet(p, fc)
+	}
 	r.log.Info(logevent.Reloaded, "file", r.path, "interfaces", ifaces, "doors", len(p.Doors))
 	return p
 }

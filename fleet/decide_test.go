@@ -182,6 +182,7 @@ func TestDecideApply(t *testing.T) {
 		Kind: KindOpen, Origin: "bastion-1", ID: p.ID, DoorName: "ssh", SrcText: "198.51.100.2",
 		Src:      netip.MustParseAddr("198.51.100.2"),
 		Ports:    []policy.PortProto{{Port: 2222, Proto: policy.TCP}, {Port: 22, Proto: policy.TCP}},
+		IssuedAt: time.UnixMilli(p.IssuedAt),
 		NotAfter: time.UnixMilli(p.NotAfter),
 		Timeout:  30 * time.Second,
 		Comment:  "fleet:ssh:bastion-1:9f1c",
