@@ -97,6 +97,7 @@ const (
 	FleetDropped        = "fleet-dropped"          // the receive queue was full: records lost here (rate-limited)
 	FleetUnsynced       = "fleet-clock-unsynced"   // the kernel says the clock is unsynchronised: no fleet grant is applied
 	FleetSynced         = "fleet-clock-synced"     // the clock is synchronised again
+	FleetClockCheckOff  = "fleet-clock-check-off"  // SESAME_FLEET_SKIP_CLOCK_CHECK=1: the clock's synchronisation is not checked (tests, demo)
 	FleetPublishDropped = "fleet-publish-dropped"  // the publish queue was full: a local open was not published
 	FleetStatusNotSaved = "fleet-status-not-saved" // state_dir/fleet-status.json could not be written
 )
@@ -124,6 +125,6 @@ var All = []string{
 	OneTimeUsed, OneTimeLow, OneTimeExhausted, OneTimeRefused, OneTimeMarkFailed, OneTimeUnmarkFailed, OneTimeRestored,
 	TOTPBurnsRestored, TOTPBurnsUnreadable, TOTPBurnsNotSaved, SPARefused, SPAReplayUnreadable, SPAReplayNotSaved,
 	Hook, HookFailed, HookTimeout, HookDropped, HookSkipped,
-	FleetOpen, FleetClose, FleetRefused, FleetDropped, FleetUnsynced, FleetSynced, FleetPublishDropped, FleetStatusNotSaved,
+	FleetOpen, FleetClose, FleetRefused, FleetDropped, FleetUnsynced, FleetSynced, FleetClockCheckOff, FleetPublishDropped, FleetStatusNotSaved,
 	FleetConnected, FleetDisconnected, FleetCatchUp, FleetPublishFailed, FleetBucketCreated, FleetBucketError, FleetDenied,
 }
