@@ -87,7 +87,13 @@ func (f *fleetState) writeStatus(ctx context.Context, stateDir string, base Flee
 			st.Link.Connected = false
 		}
 		b, _ := json.Marshal(st)
-		if err := atomicfile.WriteFile(path, b, 0o644); err != nil && !failing {
+		// state_dir may not exist yet (a systemd StateDirectory= does; a
+		// custom one is made by the first state written, as TOTP burns).
+		err := os.MkdirAll(stateDir, 0o700)
+		if err == nil {
+			err = atomicfile.WriteFile(path, b, 0o644)
+		}
+		if err != nil && !failing {
 			f.log.Warn(logevent.FleetStatusNotSaved, "file", path, "err", err)
 			failing = true
 		} else if err == nil {
