@@ -171,6 +171,13 @@ func (l *loop) fleetIn() <-chan fleetRecord {
 // fleetReceive decides on one record and queues what it calls for.
 func (l *loop) fleetReceive(r fleetRecord) {
 	f := l.fleet
+	if r.from == f.origin.Member {
+		// This host's own record, back from the group it published to:
+		// its grant is local here already. Applying it would make the
+		// local grant a fleet grant (comment, origin in sesame status,
+		// the applied count) and re-burn what it used.
+		return
+	}
 	now := l.now()
 	a := f.recv.Receive(r.data, r.from, now)
 	if !a.Applies() {
