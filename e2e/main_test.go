@@ -22,6 +22,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer removeTools()
 	if SesameBin = os.Getenv("SESAME_BIN"); SesameBin == "" {
 		SesameBin = filepath.Join(dir, "sesame")
 		if err := build(SesameBin); err != nil {
