@@ -261,9 +261,7 @@ func (l *Link) run() {
 	for {
 		nc, err := l.connect()
 		if err != nil {
-			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
-				l.log.Warn(logevent.FleetDisconnected, "err", err, "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDisconnected, logevent.FleetDisconnected, "err", err)
 			select {
 			case <-l.stop:
 				return
@@ -296,16 +294,12 @@ func (l *Link) connect() (*nats.Conn, error) {
 		nats.ReconnectHandler(func(*nats.Conn) { l.event(evConnected) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			l.setConnected(false, "")
-			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
-				l.log.Warn(logevent.FleetDisconnected, "err", errText(err), "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDisconnected, logevent.FleetDisconnected, "err", errText(err))
 			l.event(evDisconnected)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { l.event(evClosed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if ok, n := l.rl.allow(logevent.FleetDenied); ok {
-				l.log.Warn(logevent.FleetDenied, "err", err, "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDenied, logevent.FleetDenied, "err", err)
 		}),
 	}
 	if l.cfg.Creds != "" {
@@ -389,9 +383,8 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 		}
 		_ = sub.SetPendingLimits(1<<16, 64<<20)
 	}
-	if nc.IsConnected() {
-		l.event(evConnected)
-	}
+	// ConnectHandler reports the first connection (immediate or not),
+	// ReconnectHandler the others.
 	for {
 		select {
 		case <-l.stop:
@@ -409,9 +402,7 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 				}
 				cancel()
 				l.setConnected(true, nc.ConnectedUrlRedacted())
-				if ok, n := l.rl.allow(logevent.FleetConnected); ok {
-					l.log.Info(logevent.FleetConnected, "server", nc.ConnectedUrlRedacted(), "suppressed", n)
-				}
+				l.logLimited(slog.LevelInfo, logevent.FleetConnected, logevent.FleetConnected, "server", nc.ConnectedUrlRedacted())
 				ctx, c := context.WithCancel(context.Background())
 				cancel = c
 				setupWG.Add(1)
@@ -507,9 +498,7 @@ func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 		if ctx.Err() != nil {
 			return bucketState{}, false
 		}
-		if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-			l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err", err, "suppressed", n)
-		}
+		l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err", err)
 		select {
 		case <-ctx.Done():
 			return bucketState{}, false
@@ -557,10 +546,8 @@ func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 		cfg := kst.StreamInfo().Config
 		bs.ttlOK = cfg.AllowMsgTTL
 		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && contains(l.cfg.Receive, group) {
-			if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-				l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err",
-					fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)), "suppressed", n)
-			}
+			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
+				fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)))
 		}
 	}
 	return bs, nil
@@ -636,18 +623,14 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 		n, err := l.catchUpOnce(ctx, group, kv)
 		if err == nil {
 			took := time.Since(start)
-			if ok, s := l.rl.allow(logevent.FleetCatchUp + "/" + group); ok {
-				l.log.Info(logevent.FleetCatchUp, "group", group, "records", n, "took", took.Round(time.Millisecond), "suppressed", s)
-			}
+			l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "took", took.Round(time.Millisecond))
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		if ok, s := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-			l.log.Error(logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, group), "err",
-				&bucketError{op: "catch up", need: "publish permission on $JS.API.CONSUMER.CREATE." + Stream(l.cfg.Fleet, group) + ".> and subscribe permission on _INBOX.>", err: err}, "suppressed", s)
-		}
+		l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, group), "err",
+			&bucketError{op: "catch up", need: "publish permission on $JS.API.CONSUMER.CREATE." + Stream(l.cfg.Fleet, group) + ".> and subscribe permission on _INBOX.>", err: err})
 		select {
 		case <-ctx.Done():
 			return false
@@ -890,9 +873,20 @@ func (l *Link) publishFailed(r pubReq, err error, attempts int) {
 	l.mu.Lock()
 	l.st.PublishFailed++
 	l.mu.Unlock()
-	if ok, n := l.rl.allow(logevent.FleetPublishFailed); ok {
-		l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", err, "attempts", attempts, "suppressed", n)
+	l.logLimited(slog.LevelWarn, logevent.FleetPublishFailed, logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", err, "attempts", attempts)
+}
+
+// logLimited logs msg at level unless key is over its rate; the first
+// line let through after some were held back says how many.
+func (l *Link) logLimited(level slog.Level, key, msg string, args ...any) {
+	ok, n := l.rl.allow(key)
+	if !ok {
+		return
 	}
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	l.log.Log(context.Background(), level, msg, args...)
 }
 
 // rateLog lets through, per key, bursts of 10 lines and then one line
