@@ -115,6 +115,7 @@ type pubReq struct {
 type inItem struct {
 	rec  Record
 	live bool
+	done func() // not a record: run in the deliverer, in order
 }
 
 // bucketState is a bound group bucket.
@@ -477,11 +478,23 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 		}
 	}
 	if len(l.cfg.Receive) > 0 {
-		l.mu.Lock()
-		l.st.CatchingUp = false
-		l.st.CatchUps++
-		l.st.LastCatchUp = time.Now()
-		l.mu.Unlock()
+		// Done once the deliverer has handed over every caught-up record.
+		l.after(ctx, func() {
+			l.mu.Lock()
+			l.st.CatchingUp = false
+			l.st.CatchUps++
+			l.st.LastCatchUp = time.Now()
+			l.mu.Unlock()
+		})
+	}
+}
+
+// after runs f in the deliverer once it has delivered every record queued
+// before.
+func (l *Link) after(ctx context.Context, f func()) {
+	select {
+	case l.in <- inItem{done: f}:
+	case <-ctx.Done():
 	}
 }
 
@@ -622,8 +635,9 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 	for {
 		n, err := l.catchUpOnce(ctx, group, kv)
 		if err == nil {
-			took := time.Since(start)
-			l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "took", took.Round(time.Millisecond))
+			l.after(ctx, func() {
+				l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "took", time.Since(start).Round(time.Millisecond))
+			})
 			return true
 		}
 		if ctx.Err() != nil {
@@ -641,9 +655,16 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 }
 
 func (l *Link) catchUpOnce(ctx context.Context, group string, kv jetstream.KeyValue) (int, error) {
-	wctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	// The watcher lives as long as its context: cancel it only if the
+	// watch cannot start in time, and when done.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(requestTimeout, cancel)
 	w, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
-	cancel()
+	if !timer.Stop() && err == nil {
+		_ = w.Stop()
+		err = errors.New("the watch timed out")
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -738,6 +759,10 @@ func (l *Link) deliverer() {
 		case <-l.stop:
 			return
 		case it = <-l.in:
+		}
+		if it.done != nil {
+			it.done()
+			continue
 		}
 		r := recent[it.rec.Group]
 		if r == nil {
