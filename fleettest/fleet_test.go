@@ -53,15 +53,33 @@ func TestFanOut(t *testing.T) {
 
 // TestLeaderLoss: the server that leads the group's stream stops; the
 // fleet keeps working (members on it reconnect, a new leader is elected)
-// and, once it is back, too.
+// and, once it is back, too. Members that reconnect catch up, and a record
+// they already had (same stream sequence) is not delivered twice.
 func TestLeaderLoss(t *testing.T) {
 	tb := newTestbed(t, 90*time.Second, true)
-	tb.startAll()
 	stream := natslink.Stream(testFleet, testGroup)
 	var leader int
 	tb.eventually("a stream leader", func() bool { leader = tb.c.StreamLeader(stream); return leader >= 0 })
-	tb.c.Stop(leader)
+	// web-1 knows only the leader's node (it learns the others from it).
+	tb.start("web-1", 0, tb.c.URL(leader))
+	for _, m := range DocsMembers[2:] {
+		tb.start(m, 0)
+	}
+	tb.start("bastion-1", 0)
+	tb.waitCaughtUp(0, DocsMembers...)
 	b := tb.agents["bastion-1"]
+	p0 := b.knock("198.51.100.2", openFor)
+	checkApplied(tb, tb.others("bastion-1"), p0.ID, time.UnixMilli(p0.NotAfter), 0)
+	var moved []*agent // connected to the node that stops
+	for _, a := range tb.agents {
+		if a.link.Status().Server == tb.c.URL(leader) {
+			moved = append(moved, a)
+		}
+	}
+	if len(moved) == 0 {
+		t.Fatal("web-1 is not connected to the leader's node")
+	}
+	tb.c.Stop(leader)
 	p := b.knock("198.51.100.3", openFor)
 	checkApplied(tb, tb.others("bastion-1"), p.ID, time.UnixMilli(p.NotAfter), openFor-10*time.Second)
 	tb.eventually("a new stream leader", func() bool { l := tb.c.StreamLeader(stream); return l >= 0 && l != leader })
@@ -69,6 +87,17 @@ func TestLeaderLoss(t *testing.T) {
 		tb.eventually(a.name+" connected", func() bool { return a.link.Status().Connected })
 		if st := a.link.Status(); st.Server == tb.c.URL(leader) {
 			t.Errorf("%s says it is connected to the stopped node %s", a.name, st.Server)
+		}
+	}
+	for _, a := range moved {
+		tb.eventually(a.name+" caught up again", func() bool { return a.link.Status().CatchUps >= 2 })
+		if st := a.link.Status(); st.Duplicates == 0 {
+			t.Errorf("%s reconnected: status %+v, want the caught-up duplicates counted", a.name, st)
+		}
+	}
+	for _, a := range tb.agents {
+		if n := a.delivered(p0.ID); n != 1 {
+			t.Errorf("%s: %s delivered %d times, want once", a.name, p0.ID, n)
 		}
 	}
 	if err := tb.c.Start(leader); err != nil {

@@ -221,12 +221,13 @@ func (l *Link) Status() Status {
 
 // Publish queues env to be written to group under the key
 // "<Member>.<id>" and returns at once. It returns false, and queues
-// nothing, if group is not one of cfg.Publish, id is not a record id, or
-// the queue is full (counted in Status.Dropped). The record is retried
+// nothing, if group is not one of cfg.Publish, id is not a record id, env
+// is empty or larger than MaxValueSize, or the queue is full (counted in
+// Status.Dropped). The record is retried
 // until one second before notAfter, then given up (logged as
 // fleet-publish-failed).
 func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
-	if !contains(l.cfg.Publish, group) || !validID(id) {
+	if !contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
 		return false
 	}
 	select {
@@ -769,7 +770,7 @@ func (l *Link) deliverer() {
 			r = newSeqRing(4096)
 			recent[it.rec.Group] = r
 		}
-		if it.rec.Seq != 0 && !r.add(it.rec.Seq) {
+		if it.rec.Seq != 0 && !r.add(it.rec.Seq, Key(it.rec.From, it.rec.ID)) {
 			l.mu.Lock()
 			l.st.Duplicates++
 			l.mu.Unlock()
@@ -787,28 +788,34 @@ func (l *Link) deliverer() {
 	}
 }
 
-// seqRing remembers the last n sequences added.
+// seqRing remembers the last n (sequence, key) pairs added. A duplicate
+// has the same sequence and the same key: a bucket that was deleted and
+// created again numbers its records from 1 again, and those are new.
 type seqRing struct {
-	set  map[uint64]struct{}
+	set  map[uint64]string // sequence -> member.id
 	ring []uint64
 	next int
 }
 
 func newSeqRing(n int) *seqRing {
-	return &seqRing{set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+	return &seqRing{set: make(map[uint64]string, n), ring: make([]uint64, n)}
 }
 
-// add remembers seq and reports whether it was new.
-func (r *seqRing) add(seq uint64) bool {
-	if _, ok := r.set[seq]; ok {
-		return false
+// add remembers seq with its key and reports whether the pair was new.
+func (r *seqRing) add(seq uint64, key string) bool {
+	if k, ok := r.set[seq]; ok {
+		if k == key {
+			return false
+		}
+		r.set[seq] = key // the same sequence in a new stream
+		return true
 	}
 	if old := r.ring[r.next]; old != 0 {
 		delete(r.set, old)
 	}
 	r.ring[r.next] = seq
 	r.next = (r.next + 1) % len(r.ring)
-	r.set[seq] = struct{}{}
+	r.set[seq] = key
 	return true
 }
 
