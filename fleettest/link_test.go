@@ -1,6 +1,7 @@
 package fleettest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -230,4 +231,79 @@ func pct(d []time.Duration, p int) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// TestGroupsIndependent: with the generated permissions for two groups, a
+// member whose "db" bucket is missing (and that may not create it) still
+// publishes its "web" records at once: each group has its own queue.
+func TestGroupsIndependent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	auth := Authorization("f2", []string{"web", "db"}, []string{"m1", "m2"})
+	c, err := NewCluster(t.TempDir(), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nc, err := c.Connect("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := js.CreateKeyValue(cctx, natslink.BucketConfig("f2", "web", 3))
+		ccancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("create the web bucket: %v", err)
+		}
+	}
+	got := make(chan natslink.Record, 16)
+	recv, err := natslink.Open(natslink.Config{Fleet: "f2", Member: "m2", Receive: []string{"web"}, Servers: c.URLs(), Creds: c.Creds("m2")},
+		func(r natslink.Record) { got <- r })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	logs := &syncBuffer{}
+	pub, err := natslink.Open(natslink.Config{Fleet: "f2", Member: "m1", Publish: []string{"db", "web"}, Servers: c.URLs(), Creds: c.Creds("m1"), Log: slogTo(logs)},
+		func(natslink.Record) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for recv.Status().CatchUps == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("m2 did not catch up")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	notAfter := time.Now().Add(2 * time.Minute) // past the test's deadline
+	dbID, webID := fleet.NewID(), fleet.NewID()
+	if !pub.Publish("db", dbID, []byte("db record"), notAfter) || !pub.Publish("web", webID, []byte("web record"), notAfter) {
+		t.Fatal("Publish refused")
+	}
+	select {
+	case r := <-got:
+		if r.Group != "web" || r.From != "m1" || r.ID != webID || string(r.Data) != "web record" || r.CatchUp {
+			t.Errorf("got %+v", r)
+		}
+	case <-ctx.Done():
+		t.Fatalf("the web record did not arrive while db's is held up; m1's log:\n%s", logs.String())
+	}
+	for pub.Status().Published != 1 || !strings.Contains(logs.String(), "create missing bucket sesame_f2_db") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("m1: status %+v, want the web record published; log (want the db bucket's error):\n%s", pub.Status(), logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if st := pub.Status(); st.Published != 1 || st.PublishFailed != 0 {
+		t.Errorf("m1: status %+v, want only the web record published, none failed", st)
+	}
 }

@@ -83,7 +83,7 @@ type Status struct {
 	Duplicates uint64
 }
 
-// QueueSize bounds the records waiting to be published.
+// QueueSize bounds the records waiting to be published, per group.
 const QueueSize = 4096
 
 // Bucket settings used when the link creates a missing bucket.
@@ -131,9 +131,11 @@ type Link struct {
 	deliver func(Record)
 	now     func() time.Time
 
-	pubq chan pubReq
+	// One queue and one publisher per group, so that a group whose
+	// bucket is unusable does not hold up the others' records.
+	pubq map[string]chan pubReq
+	kick map[string]chan struct{} // the group's bucket was bound: retry now
 	in   chan inItem
-	kick chan struct{} // a bucket was bound: retry publishing now
 	ev   chan connEvent
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -180,9 +182,9 @@ func Open(cfg Config, deliver func(Record)) (*Link, error) {
 		log:     cfg.Log,
 		deliver: deliver,
 		now:     cfg.Now,
-		pubq:    make(chan pubReq, QueueSize),
+		pubq:    map[string]chan pubReq{},
+		kick:    map[string]chan struct{}{},
 		in:      make(chan inItem, 1024),
-		kick:    make(chan struct{}, 1),
 		ev:      make(chan connEvent, 16),
 		stop:    make(chan struct{}),
 		buckets: map[string]bucketState{},
@@ -193,10 +195,16 @@ func Open(cfg Config, deliver func(Record)) (*Link, error) {
 	if l.now == nil {
 		l.now = time.Now
 	}
-	l.wg.Add(3)
+	for _, g := range cfg.Publish {
+		l.pubq[g] = make(chan pubReq, QueueSize)
+		l.kick[g] = make(chan struct{}, 1)
+	}
+	l.wg.Add(2 + len(cfg.Publish))
 	go l.run()
-	go l.publisher()
 	go l.deliverer()
+	for _, g := range cfg.Publish {
+		go l.publisher(g)
+	}
 	return l, nil
 }
 
@@ -206,8 +214,10 @@ func (l *Link) Close() {
 	l.once.Do(func() {
 		close(l.stop)
 		l.wg.Wait()
-		if n := len(l.pubq); n > 0 {
-			l.log.Warn(logevent.FleetPublishFailed, "abandoned", n, "err", "the fleet link closed")
+		for g, q := range l.pubq {
+			if n := len(q); n > 0 {
+				l.log.Warn(logevent.FleetPublishFailed, "group", g, "abandoned", n, "err", "the fleet link closed")
+			}
 		}
 	})
 }
@@ -236,7 +246,7 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 	default:
 	}
 	select {
-	case l.pubq <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
+	case l.pubq[group] <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
 		return true
 	default:
 		l.mu.Lock()
@@ -462,7 +472,7 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			l.buckets[g] = bs
 			l.mu.Unlock()
 			select {
-			case l.kick <- struct{}{}:
+			case l.kick[g] <- struct{}{}:
 			default:
 			}
 			if contains(l.cfg.Receive, g) {
@@ -819,15 +829,15 @@ func (r *seqRing) add(seq uint64, key string) bool {
 	return true
 }
 
-// publisher writes the queued records, one at a time, each retried until
-// its give-up time.
-func (l *Link) publisher() {
+// publisher writes group's queued records, one at a time, each retried
+// until its give-up time.
+func (l *Link) publisher(group string) {
 	defer l.wg.Done()
 	for {
 		select {
 		case <-l.stop:
 			return
-		case r := <-l.pubq:
+		case r := <-l.pubq[group]:
 			if !l.publish(r) {
 				return
 			}
@@ -891,7 +901,7 @@ func (l *Link) publish(r pubReq) bool {
 			t.Stop()
 			l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", "the fleet link closed")
 			return false
-		case <-l.kick:
+		case <-l.kick[r.group]:
 		case <-t.C:
 		}
 		t.Stop()
