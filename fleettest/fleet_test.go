@@ -49,6 +49,14 @@ func TestFanOut(t *testing.T) {
 			t.Errorf("%s: status %+v: want 1 delivered, a last record and its lag", a.name, st)
 		}
 	}
+	// The documented permissions are all a member needs.
+	for _, a := range tb.agents {
+		for _, bad := range []string{logevent.FleetDenied, logevent.FleetBucketError, "level=ERROR", "level=WARN"} {
+			if strings.Contains(a.logs.String(), bad) {
+				t.Errorf("%s logged %s:\n%s", a.name, bad, a.logs.String())
+			}
+		}
+	}
 }
 
 // TestLeaderLoss: the server that leads the group's stream stops; the
