@@ -427,3 +427,42 @@ func TestClockSkew(t *testing.T) {
 		}
 	}
 }
+
+// TestAllRestart: every server stops and starts again (the stores stay):
+// every member reconnects and catches up, the records written before are
+// still there for a member that comes back, and new records fan out.
+func TestAllRestart(t *testing.T) {
+	tb := newTestbed(t, 2*time.Minute, true)
+	tb.startAll()
+	b := tb.agents["bastion-1"]
+	p0 := b.knock("198.51.100.30", openFor)
+	checkApplied(tb, tb.others("bastion-1"), p0.ID, time.UnixMilli(p0.NotAfter), 0)
+	away := tb.agents["web-4"]
+	away.link.Close()
+	for i := range Nodes {
+		tb.c.Stop(i)
+	}
+	for _, a := range tb.others("web-4") {
+		tb.eventually(a.name+" sees the link down", func() bool { return !a.link.Status().Connected })
+	}
+	start := time.Now()
+	for i := range Nodes {
+		if err := tb.c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := time.Since(start)
+	tb.waitCaughtUp(1, "bastion-1", "web-1", "web-2", "web-3")
+	t.Logf("the servers started in %v; 4 members reconnected and caught up %v after", started.Round(time.Millisecond), (time.Since(start) - started).Round(time.Millisecond))
+	away.mu.Lock()
+	away.records = nil
+	away.mu.Unlock()
+	tb.open(away)
+	tb.eventually("web-4 caught up", func() bool { return away.link.Status().CatchUps >= 1 })
+	if n := away.delivered(p0.ID); n != 1 {
+		t.Errorf("web-4 got the record written before the restart %d times, want once", n)
+	}
+	p1 := b.knock("198.51.100.31", openFor)
+	checkApplied(tb, tb.others("bastion-1")[:3], p1.ID, time.UnixMilli(p1.NotAfter), 0)
+	tb.eventually("web-4 gets the new record", func() bool { return away.delivered(p1.ID) == 1 })
+}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -99,11 +100,13 @@ const (
 )
 
 // How long one request to the cluster may take, and the time between
-// attempts to bind a bucket.
+// attempts to connect, bind a bucket or catch up (doubling, jittered):
+// short at first, since a cluster that restarts elects its stream leaders
+// within seconds and members should converge within seconds too.
 const (
 	requestTimeout = 2 * time.Second
-	bindRetryMin   = time.Second
-	bindRetryMax   = 30 * time.Second
+	bindRetryMin   = 250 * time.Millisecond
+	bindRetryMax   = 10 * time.Second
 )
 
 type pubReq struct {
@@ -277,7 +280,7 @@ func (l *Link) run() {
 			select {
 			case <-l.stop:
 				return
-			case <-time.After(delay):
+			case <-time.After(jitter(delay)):
 			}
 			delay = min(delay*2, bindRetryMax)
 			continue
@@ -427,6 +430,12 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 	}
 }
 
+// jitter returns d give or take a quarter, so that a thousand members
+// retrying after a cluster restart do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/4 + rand.N(d/2+1)
+}
+
 // wait waits d or until Close; it returns true on Close.
 func (l *Link) wait(d time.Duration) bool {
 	select {
@@ -526,7 +535,7 @@ func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 		select {
 		case <-ctx.Done():
 			return bucketState{}, false
-		case <-time.After(delay):
+		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, bindRetryMax)
 	}
@@ -540,6 +549,11 @@ type bucketError struct {
 }
 
 func (e *bucketError) Error() string {
+	if errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, nats.ErrTimeout) {
+		// The server does not answer a request it refuses by permission,
+		// nor one while JetStream has no leader (a cluster restarting).
+		return fmt.Sprintf("%s: no answer (JetStream may have no leader yet; or the permission is missing: this needs %s)", e.op, e.need)
+	}
 	return fmt.Sprintf("%s: %v (this needs %s)", e.op, e.err, e.need)
 }
 
@@ -659,7 +673,7 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(delay):
+		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, bindRetryMax)
 	}

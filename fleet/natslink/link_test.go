@@ -1,6 +1,8 @@
 package natslink
 
 import (
+	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -300,5 +302,29 @@ func TestOpenOffline(t *testing.T) {
 	}
 	if l.Publish("web", testID, []byte("x"), notAfter) {
 		t.Error("Publish after Close: queued")
+	}
+}
+
+func TestJitter(t *testing.T) {
+	t.Parallel()
+	lo, hi := time.Hour, time.Duration(0)
+	for range 1000 {
+		d := jitter(time.Second)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo < 750*time.Millisecond || hi > 1250*time.Millisecond || hi-lo < 250*time.Millisecond {
+		t.Errorf("jitter(1s) in [%v, %v], want spread within [750ms, 1.25s]", lo, hi)
+	}
+}
+
+func TestBucketError(t *testing.T) {
+	t.Parallel()
+	e := &bucketError{op: "bind bucket b", need: "X", err: context.DeadlineExceeded}
+	if s := e.Error(); !strings.Contains(s, "no leader") || !strings.Contains(s, "needs X") || !errors.Is(e, context.DeadlineExceeded) {
+		t.Errorf("timeout: %q", s)
+	}
+	e.err = errors.New("boom")
+	if s := e.Error(); !strings.Contains(s, "boom") || !strings.Contains(s, "needs X") {
+		t.Errorf("other: %q", s)
 	}
 }
