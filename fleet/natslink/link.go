@@ -164,7 +164,7 @@ const (
 // and reconnects, in the background for as long as the link is open (a
 // cluster that is down at the start is fine). deliver is called from one
 // goroutine of the link, for each record in the order received; it must
-// not block long.
+// not block long, and must not call Close.
 func Open(cfg Config, deliver func(Record)) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fleet link: %w", err)
