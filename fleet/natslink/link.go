@@ -238,7 +238,10 @@ func (l *Link) Status() Status {
 // is empty or larger than MaxValueSize, or the queue is full (counted in
 // Status.Dropped). The record is retried
 // until one second before notAfter, then given up (logged as
-// fleet-publish-failed).
+// fleet-publish-failed). A record given up may still land later: a write
+// that the cluster took but could not commit in time (no quorum) commits
+// when the quorum is back; receivers refuse it past notAfter and its
+// per-key TTL removes it.
 func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 	if !contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
 		return false
@@ -302,6 +305,9 @@ func (l *Link) connect() (*nats.Conn, error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(500*time.Millisecond, time.Second),
 		nats.Timeout(requestTimeout),
+		// No buffering while disconnected: a write is sent now or fails
+		// now (and is retried), never flushed long after its attempt.
+		nats.ReconnectBufSize(-1),
 		nats.PingInterval(10 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.NoCallbacksAfterClientClose(),
