@@ -177,7 +177,7 @@ func TestCatchUpExpiring(t *testing.T) {
 	away := tb.agents["web-3"]
 	away.link.Close()
 	b := tb.agents["bastion-1"]
-	short := b.knock("198.51.100.7", 2*time.Second)
+	short := b.knock("198.51.100.7", 4*time.Second)
 	long := b.knock("198.51.100.8", openFor)
 	checkApplied(tb, []*agent{tb.agents["web-1"]}, short.ID, time.UnixMilli(short.NotAfter), 0)
 	checkApplied(tb, []*agent{tb.agents["web-1"]}, long.ID, time.UnixMilli(long.NotAfter), 0)
