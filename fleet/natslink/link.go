@@ -14,12 +14,14 @@
 package natslink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,14 +238,14 @@ func (l *Link) Status() Status {
 // "<Member>.<id>" and returns at once. It returns false, and queues
 // nothing, if group is not one of cfg.Publish, id is not a record id, env
 // is empty or larger than MaxValueSize, or the queue is full (counted in
-// Status.Dropped). The record is retried
-// until one second before notAfter, then given up (logged as
+// Status.Dropped); env is copied. The record is retried until one
+// second before notAfter, then given up (logged as
 // fleet-publish-failed). A record given up may still land later: a write
 // that the cluster took but could not commit in time (no quorum) commits
 // when the quorum is back; receivers refuse it past notAfter and its
 // per-key TTL removes it.
 func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
-	if !contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
+	if !slices.Contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
 		return false
 	}
 	select {
@@ -252,7 +254,7 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 	default:
 	}
 	select {
-	case l.pubq[group] <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
+	case l.pubq[group] <- pubReq{group: group, id: id, env: bytes.Clone(env), notAfter: notAfter}:
 		return true
 	default:
 		l.mu.Lock()
@@ -260,15 +262,6 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 		l.mu.Unlock()
 		return false
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // run owns the connection: it connects, subscribes, and on every
@@ -490,7 +483,7 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			case l.kick[g] <- struct{}{}:
 			default:
 			}
-			if contains(l.cfg.Receive, g) {
+			if slices.Contains(l.cfg.Receive, g) {
 				caughtUp[i] = l.catchUp(ctx, g, bs.kv)
 			} else {
 				caughtUp[i] = true
@@ -589,7 +582,7 @@ func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 	if kst, ok := st.(*jetstream.KeyValueBucketStatus); ok {
 		cfg := kst.StreamInfo().Config
 		bs.ttlOK = cfg.AllowMsgTTL
-		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && contains(l.cfg.Receive, group) {
+		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && slices.Contains(l.cfg.Receive, group) {
 			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
 				fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)))
 		}
