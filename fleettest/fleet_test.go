@@ -472,3 +472,37 @@ func TestAllRestart(t *testing.T) {
 	checkApplied(tb, tb.others("bastion-1")[:3], p1.ID, time.UnixMilli(p1.NotAfter), 0)
 	tb.eventually("web-4 gets the new record", func() bool { return away.delivered(p1.ID) == 1 })
 }
+
+// TestRollupAll: a member cannot wipe the others' live records with a
+// write under its own name that asks for a roll-up of the whole stream
+// (the bucket refuses roll-ups).
+func TestRollupAll(t *testing.T) {
+	tb := newTestbed(t, time.Minute, true)
+	tb.startAll()
+	p := tb.agents["bastion-1"].knock("198.51.100.40", openFor)
+	checkApplied(tb, tb.others("bastion-1"), p.ID, time.UnixMilli(p.NotAfter), 0)
+	nc, err := tb.c.Connect("web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	m := &nats.Msg{Subject: "$KV." + natslink.Bucket(testFleet, testGroup) + "." + natslink.Key("web-1", fleet.NewID()), Header: nats.Header{}, Data: []byte("x")}
+	m.Header.Set("Nats-Rollup", "all")
+	if _, err := js.PublishMsg(tb.ctx, m); err == nil {
+		t.Error("a member's roll-up of the whole bucket was accepted")
+	}
+	admin, err := tb.c.Connect("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ajs, _ := jetstream.New(admin)
+	kv, err := ajs.KeyValue(tb.ctx, natslink.Bucket(testFleet, testGroup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(tb.ctx, natslink.Key("bastion-1", p.ID)); err != nil {
+		t.Errorf("bastion-1's live record after web-1's roll-up: %v", err)
+	}
+}

@@ -96,9 +96,9 @@ const (
 	BucketMaxAge = 24 * time.Hour
 	// MaxValueSize bounds a record in the bucket (fleet.MaxEnvelope).
 	MaxValueSize = 4096
-	// markerTTL is how long the server keeps the marker it leaves when a
-	// record expires (what enables per-key TTLs).
-	markerTTL = time.Minute
+	// BucketMaxBytes bounds a bucket (with new writes refused when full):
+	// some 16,000 records of the largest size, many more of a usual one.
+	BucketMaxBytes = 64 << 20
 )
 
 // How long one request to the cluster may take, and the time between
@@ -582,6 +582,10 @@ func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 	if kst, ok := st.(*jetstream.KeyValueBucketStatus); ok {
 		cfg := kst.StreamInfo().Config
 		bs.ttlOK = cfg.AllowMsgTTL
+		if cfg.AllowRollup {
+			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/rollup/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
+				"the bucket allows roll-ups: any member can wipe every live record with a Nats-Rollup header; recreate it without (see docs/fleet/nats-server.conf)")
+		}
 		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && slices.Contains(l.cfg.Receive, group) {
 			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
 				fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)))
@@ -599,17 +603,21 @@ func republishes(rp *jetstream.RePublish, bucket, prefix string) bool {
 func (l *Link) create(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (jetstream.KeyValue, error) {
 	bucket, stream := Bucket(l.cfg.Fleet, group), Stream(l.cfg.Fleet, group)
 	replicas := Replicas(nc.ConnectedClusterName(), len(nc.Servers()))
-	cfg := BucketConfig(l.cfg.Fleet, group, replicas)
+	cfg := StreamConfig(l.cfg.Fleet, group, replicas)
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	kv, err := js.CreateKeyValue(rctx, cfg)
-	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
-		// A server before 2.11: no per-key TTL; BucketMaxAge is the backstop.
-		cfg.LimitMarkerTTL = 0
-		kv, err = js.CreateKeyValue(rctx, cfg)
+	// A server before 2.11 ignores AllowMsgTTL: bind sees it off and
+	// writes without per-key TTLs (BucketMaxAge is the backstop).
+	_, err := js.CreateStream(rctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		err = nil // another member created it first
 	}
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		return js.KeyValue(rctx, bucket) // another member created it first
+	if err == nil {
+		kv, err := js.KeyValue(rctx, bucket)
+		if err == nil {
+			l.log.Info(logevent.FleetBucketCreated, "bucket", bucket, "replicas", replicas, "ttl", cfg.MaxAge, "republish", cfg.RePublish.Destination)
+		}
+		return kv, err
 	}
 	if err != nil {
 		return nil, &bucketError{
@@ -618,8 +626,7 @@ func (l *Link) create(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 			err:  err,
 		}
 	}
-	l.log.Info(logevent.FleetBucketCreated, "bucket", bucket, "replicas", replicas, "ttl", cfg.TTL, "republish", cfg.RePublish.Destination)
-	return kv, nil
+	return nil, err
 }
 
 // Replicas is how many replicas a new bucket gets: 3 on a cluster that
@@ -631,23 +638,39 @@ func Replicas(cluster string, servers int) int {
 	return 1
 }
 
-// BucketConfig is the configuration of a group's bucket, as the link
-// creates it (and as an admin may create it beforehand).
-func BucketConfig(fleet, group string, replicas int) jetstream.KeyValueConfig {
+// StreamConfig is the configuration of a group's bucket (the stream
+// behind it), as the link creates it and as an admin may create it
+// beforehand: what nats.go's KeyValueConfig makes, with history 1, a
+// per-key TTL and a RePublish, except that roll-ups are refused. With
+// roll-ups, any member could wipe the whole bucket, every other member's
+// live records included, by writing under its own name with the header
+// "Nats-Rollup: all"; the KV features that need them (Purge, and the
+// markers that expired keys leave) are not used. MaxBytes bounds what a
+// member that is taken over can fill.
+func StreamConfig(fleet, group string, replicas int) jetstream.StreamConfig {
 	bucket := Bucket(fleet, group)
-	return jetstream.KeyValueConfig{
-		Bucket:       bucket,
-		Description:  "sesame fleet " + fleet + ", group " + group + ": signed grant records",
-		History:      1,
-		Storage:      jetstream.FileStorage,
-		Replicas:     replicas,
-		MaxValueSize: MaxValueSize,
-		TTL:          BucketMaxAge,
+	return jetstream.StreamConfig{
+		Name:              Stream(fleet, group),
+		Description:       "sesame fleet " + fleet + ", group " + group + ": signed grant records",
+		Subjects:          []string{"$KV." + bucket + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          BucketMaxBytes,
+		MaxAge:            BucketMaxAge,
+		MaxMsgSize:        MaxValueSize,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		AllowRollup:       false,
+		DenyDelete:        true,
+		Duplicates:        2 * time.Minute,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardNew,
+		AllowMsgTTL:       true,
 		RePublish: &jetstream.RePublish{
 			Source:      "$KV." + bucket + ".>",
 			Destination: SubjectPrefix(fleet, group) + ">",
 		},
-		LimitMarkerTTL: markerTTL,
 	}
 }
 

@@ -75,11 +75,12 @@ func TestNames(t *testing.T) {
 	if got := SubjectPrefix("prod", "web") + Key("bastion-1", testID); got != "sesame.prod.web.bastion-1."+testID {
 		t.Errorf("subject = %s", got)
 	}
-	c := BucketConfig("prod", "web", 3)
-	if c.Bucket != "sesame_prod_web" || c.History != 1 || c.Replicas != 3 || c.MaxValueSize != MaxValueSize ||
-		c.TTL != BucketMaxAge || c.LimitMarkerTTL <= 0 || c.RePublish == nil ||
+	c := StreamConfig("prod", "web", 3)
+	if c.Name != "KV_sesame_prod_web" || len(c.Subjects) != 1 || c.Subjects[0] != "$KV.sesame_prod_web.>" ||
+		c.MaxMsgsPerSubject != 1 || c.Replicas != 3 || c.MaxMsgSize != MaxValueSize || c.MaxAge != BucketMaxAge ||
+		c.AllowRollup || !c.AllowMsgTTL || !c.DenyDelete || c.SubjectDeleteMarkerTTL != 0 || c.RePublish == nil ||
 		c.RePublish.Source != "$KV.sesame_prod_web.>" || c.RePublish.Destination != "sesame.prod.web.>" {
-		t.Errorf("BucketConfig = %+v", c)
+		t.Errorf("StreamConfig = %+v", c)
 	}
 	for _, tc := range []struct {
 		cluster string
