@@ -19,7 +19,7 @@ TOOL        := $(GO) tool -modfile=tools/go.mod
 # Runs $(1) in every module (go -C DIR), all of them even if one fails.
 each         = st=0; for m in $(MODULES); do $(GO) -C $$m $(1) || st=1; done; exit $$st
 
-.PHONY: all build deps test unit lint bench fuzz demo clean package man
+.PHONY: all build deps test unit lint bench fuzz demo demo-fleet clean package man
 
 all: build
 
@@ -89,6 +89,15 @@ demo: build
 bin/nats-server: fleettest/go.mod fleettest/go.sum
 	mkdir -p bin
 	$(GO) -C fleettest build -trimpath -o $(CURDIR)/bin/nats-server github.com/nats-io/nats-server/v2
+
+# Fleet mode (README "Fleet"): one knock opens three hosts, in throwaway
+# namespaces with a 3-node NATS cluster (root). nk (github.com/nats-io/
+# nkeys/nk, already in go.mod through nats.go) makes the hosts' nkeys.
+demo-fleet: build bin/nats-server
+	./e2e/deps.sh --demo
+	$(GO) build -trimpath -o bin/demo-listen ./e2e/demo-listen
+	$(GO) build -trimpath -o bin/nk github.com/nats-io/nkeys/nk
+	SESAME_BIN=$(BIN) LISTEN_BIN=bin/demo-listen NATS_SERVER_BIN=bin/nats-server NK_BIN=bin/nk ./e2e/demo-fleet.sh
 
 clean:
 	rm -rf bin dist

@@ -156,7 +156,8 @@ func (s *NatsServer) Stop() {
 	}
 }
 
-// CreateBucket creates the group's bucket as an admin does
+// CreateBucket creates the group's bucket (natslink.StreamConfig, what the
+// link creates when its credentials allow) as an admin does
 // (docs/fleet/nats-server.conf: the members may not), with the admin's
 // nkey, from the hub, retrying until the cluster has elected its
 // JetStream leader (at most 30s).
@@ -180,8 +181,8 @@ func (c *NatsCluster) CreateBucket(t testing.TB, hub *nstest.NS, fleetName, grou
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err = js.CreateKeyValue(ctx, natslink.BucketConfig(fleetName, group, len(NatsAddrs)))
-			if errors.Is(err, jetstream.ErrBucketExists) {
+			_, err = js.CreateStream(ctx, natslink.StreamConfig(fleetName, group, len(NatsAddrs)))
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				return nil
 			}
 			return err
