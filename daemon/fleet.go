@@ -284,6 +284,13 @@ func (l *loop) fleetTick(now time.Time) {
 		return
 	}
 	f.recv.Expire(now)
+	f.checkClock()
+}
+
+// checkClock reads the kernel's clock state and refuses (or applies
+// again) fleet records from now on, saying so when it changes. It runs at
+// start, before the link can deliver the catch-up, and every tick.
+func (f *fleetState) checkClock() {
 	state, err := f.clockState()
 	unsynced := err == nil && state == unix.TIME_ERROR
 	if unsynced != f.recv.Unsynced {

@@ -74,6 +74,12 @@ func TestStartFleetClockCheck(t *testing.T) {
 			case !skip && (state != real || (err == nil) != (rerr == nil) || logged):
 				t.Errorf("check on: clock state %d, %v; adjtimex says %d, %v; logged %s: %v", state, err, real, rerr, logevent.FleetClockCheckOff, logged)
 			}
+			// The clock is checked at start, before the link's first
+			// records (the catch-up comes at once), not at the first tick
+			// a second later: records were applied in between.
+			if want := !skip && rerr == nil && real == unix.TIME_ERROR; fs.recv.Unsynced != want {
+				t.Errorf("right after start the receiver's Unsynced = %v; want %v (adjtimex says %d)", fs.recv.Unsynced, want, real)
+			}
 		})
 	}
 }

@@ -49,6 +49,7 @@ func startFleet(ctx context.Context, bg *sync.WaitGroup, log *slog.Logger, p *po
 		log.Warn(logevent.FleetClockCheckOff, "env", SkipClockCheckEnv+"=1",
 			"note", "the clock's synchronisation is not checked: fleet records are applied even if adjtimex reports TIME_ERROR (for tests and demos whose hosts share one clock)")
 	}
+	fs.checkClock() // before the first record: the catch-up comes at once
 	link, err := natslink.Open(natslink.Config{
 		Fleet: fc.Self.Fleet, Member: fc.Member,
 		Receive: fc.Self.Groups, Publish: fc.Self.Groups,
