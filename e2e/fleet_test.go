@@ -210,6 +210,8 @@ func others(n, except int) []int {
 // sesame status shows the link and each grant's origin. The steps share
 // the (slow to build) fleet and run in order.
 func TestFleet(t *testing.T) {
+	nstest.RequireRoot(t)
+	t.Parallel()
 	e := newFleetEnv(t)
 	client4, client6 := FleetClientLink.Peer4, FleetClientLink.Peer6
 	host3 := 2
