@@ -126,6 +126,10 @@ func checkFile(path string, at hcl.Range, attr string, secret bool) hcl.Diagnost
 	var err error
 	if secret {
 		b, err = secretfile.Read(path)
+	} else if st, serr := os.Stat(path); serr != nil {
+		err = serr
+	} else if !st.Mode().IsRegular() { // a FIFO would block the read
+		err = fmt.Errorf("%s: %w", path, secretfile.ErrNotRegular)
 	} else {
 		b, err = os.ReadFile(path)
 	}

@@ -204,6 +204,12 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"creds file missing", func(t *testing.T, c *configDir) {
 			c.write(t, "sesame.hcl", strings.Replace(configSrc, "  }\n}", "    creds = \"n.creds\"\n  }\n}", 1), 0o644)
 		}, 9, 13, "Unreadable creds file;"},
+		{"ca file a directory", func(t *testing.T, c *configDir) {
+			if err := os.Mkdir(filepath.Join(c.dir, "ca.pem"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			c.write(t, "sesame.hcl", strings.Replace(configSrc, "  }\n}", "    ca = \"ca.pem\"\n  }\n}", 1), 0o644)
+		}, 9, 10, "Unreadable ca file; The fleet's ca file: DIR/ca.pem: not a regular file."},
 		{"ca file not PEM", func(t *testing.T, c *configDir) {
 			c.write(t, "ca.pem", "not a certificate\n", 0o644)
 			c.write(t, "sesame.hcl", strings.Replace(configSrc, "  }\n}", "    ca = \"ca.pem\"\n  }\n}", 1), 0o644)

@@ -11,7 +11,7 @@ import (
 // no error, and every Policy it returns keeps the invariants.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/bad/*.hcl")
-	seeds = append(seeds, "testdata/reference.hcl")
+	seeds = append(seeds, "testdata/reference.hcl", "testdata/fleet.hcl")
 	for _, s := range seeds {
 		b, err := os.ReadFile(s)
 		if err != nil {

@@ -25,6 +25,7 @@ func checkInvariants(t *testing.T, p *Policy) {
 		}
 		ifs[name] = true
 	}
+	checkFleetInvariants(t, p)
 	names := map[string]bool{}
 	guarded := map[PortProto]bool{}
 	for _, d := range p.Doors {
@@ -151,6 +152,35 @@ func checkSPA(t *testing.T, p *Policy, d *Door) {
 	for _, o := range p.Doors {
 		if o.Name != d.Name && o.SPA != nil && o.SPA.Port == s.Port {
 			t.Errorf("doors %q and %q share SPA port %d", d.Name, o.Name, s.Port)
+		}
+	}
+}
+
+// checkFleetInvariants: a fleet block has valid names, distinct groups
+// and one or more servers, and every door's fleet_groups are distinct
+// groups of it (none without a fleet block).
+func checkFleetInvariants(t *testing.T, p *Policy) {
+	t.Helper()
+	f := p.Fleet
+	if f != nil {
+		if !ValidFleetName(f.Name) || !ValidFleetName(f.Member) || f.KeyFile == "" || f.MembersFile == "" ||
+			len(f.Servers) == 0 || f.MaxSkew < MinMaxSkew || f.MaxSkew > MaxMaxSkew || len(f.Groups) == 0 {
+			t.Errorf("invalid fleet %+v", f)
+		}
+		for i, g := range f.Groups {
+			if !ValidFleetName(g) || slices.Index(f.Groups, g) != i {
+				t.Errorf("invalid or duplicate fleet group %q", g)
+			}
+		}
+	}
+	for _, d := range p.Doors {
+		if d.FleetGroups != nil && (f == nil || len(d.FleetGroups) == 0) {
+			t.Errorf("door %q: fleet_groups %q without a fleet block", d.Name, d.FleetGroups)
+		}
+		for i, g := range d.FleetGroups {
+			if f != nil && !slices.Contains(f.Groups, g) || slices.Index(d.FleetGroups, g) != i {
+				t.Errorf("door %q: fleet group %q not in the fleet's groups, or twice", d.Name, g)
+			}
 		}
 	}
 }
