@@ -14,11 +14,14 @@
 package natslink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +86,7 @@ type Status struct {
 	Duplicates uint64
 }
 
-// QueueSize bounds the records waiting to be published.
+// QueueSize bounds the records waiting to be published, per group.
 const QueueSize = 4096
 
 // Bucket settings used when the link creates a missing bucket.
@@ -93,17 +96,19 @@ const (
 	BucketMaxAge = 24 * time.Hour
 	// MaxValueSize bounds a record in the bucket (fleet.MaxEnvelope).
 	MaxValueSize = 4096
-	// markerTTL is how long the server keeps the marker it leaves when a
-	// record expires (what enables per-key TTLs).
-	markerTTL = time.Minute
+	// BucketMaxBytes bounds a bucket (with new writes refused when full):
+	// some 16,000 records of the largest size, many more of a usual one.
+	BucketMaxBytes = 64 << 20
 )
 
 // How long one request to the cluster may take, and the time between
-// attempts to bind a bucket.
+// attempts to connect, bind a bucket or catch up (doubling, jittered):
+// short at first, since a cluster that restarts elects its stream leaders
+// within seconds and members should converge within seconds too.
 const (
 	requestTimeout = 2 * time.Second
-	bindRetryMin   = time.Second
-	bindRetryMax   = 30 * time.Second
+	bindRetryMin   = 250 * time.Millisecond
+	bindRetryMax   = 10 * time.Second
 )
 
 type pubReq struct {
@@ -115,6 +120,7 @@ type pubReq struct {
 type inItem struct {
 	rec  Record
 	live bool
+	done func() // not a record: run in the deliverer, in order
 }
 
 // bucketState is a bound group bucket.
@@ -130,9 +136,11 @@ type Link struct {
 	deliver func(Record)
 	now     func() time.Time
 
-	pubq chan pubReq
+	// One queue and one publisher per group, so that a group whose
+	// bucket is unusable does not hold up the others' records.
+	pubq map[string]chan pubReq
+	kick map[string]chan struct{} // the group's bucket was bound: retry now
 	in   chan inItem
-	kick chan struct{} // a bucket was bound: retry publishing now
 	ev   chan connEvent
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -158,7 +166,7 @@ const (
 // and reconnects, in the background for as long as the link is open (a
 // cluster that is down at the start is fine). deliver is called from one
 // goroutine of the link, for each record in the order received; it must
-// not block long.
+// not block long, and must not call Close.
 func Open(cfg Config, deliver func(Record)) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fleet link: %w", err)
@@ -179,9 +187,9 @@ func Open(cfg Config, deliver func(Record)) (*Link, error) {
 		log:     cfg.Log,
 		deliver: deliver,
 		now:     cfg.Now,
-		pubq:    make(chan pubReq, QueueSize),
+		pubq:    map[string]chan pubReq{},
+		kick:    map[string]chan struct{}{},
 		in:      make(chan inItem, 1024),
-		kick:    make(chan struct{}, 1),
 		ev:      make(chan connEvent, 16),
 		stop:    make(chan struct{}),
 		buckets: map[string]bucketState{},
@@ -192,10 +200,16 @@ func Open(cfg Config, deliver func(Record)) (*Link, error) {
 	if l.now == nil {
 		l.now = time.Now
 	}
-	l.wg.Add(3)
+	for _, g := range cfg.Publish {
+		l.pubq[g] = make(chan pubReq, QueueSize)
+		l.kick[g] = make(chan struct{}, 1)
+	}
+	l.wg.Add(2 + len(cfg.Publish))
 	go l.run()
-	go l.publisher()
 	go l.deliverer()
+	for _, g := range cfg.Publish {
+		go l.publisher(g)
+	}
 	return l, nil
 }
 
@@ -205,8 +219,10 @@ func (l *Link) Close() {
 	l.once.Do(func() {
 		close(l.stop)
 		l.wg.Wait()
-		if n := len(l.pubq); n > 0 {
-			l.log.Warn(logevent.FleetPublishFailed, "abandoned", n, "err", "the fleet link closed")
+		for g, q := range l.pubq {
+			if n := len(q); n > 0 {
+				l.log.Warn(logevent.FleetPublishFailed, "group", g, "abandoned", n, "err", "the fleet link closed")
+			}
 		}
 	})
 }
@@ -220,12 +236,16 @@ func (l *Link) Status() Status {
 
 // Publish queues env to be written to group under the key
 // "<Member>.<id>" and returns at once. It returns false, and queues
-// nothing, if group is not one of cfg.Publish, id is not a record id, or
-// the queue is full (counted in Status.Dropped). The record is retried
-// until one second before notAfter, then given up (logged as
-// fleet-publish-failed).
+// nothing, if group is not one of cfg.Publish, id is not a record id, env
+// is empty or larger than MaxValueSize, or the queue is full (counted in
+// Status.Dropped); env is copied. The record is retried until one
+// second before notAfter, then given up (logged as
+// fleet-publish-failed). A record given up may still land later: a write
+// that the cluster took but could not commit in time (no quorum) commits
+// when the quorum is back; receivers refuse it past notAfter and its
+// per-key TTL removes it.
 func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
-	if !contains(l.cfg.Publish, group) || !validID(id) {
+	if !slices.Contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
 		return false
 	}
 	select {
@@ -234,7 +254,7 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 	default:
 	}
 	select {
-	case l.pubq <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
+	case l.pubq[group] <- pubReq{group: group, id: id, env: bytes.Clone(env), notAfter: notAfter}:
 		return true
 	default:
 		l.mu.Lock()
@@ -242,15 +262,6 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 		l.mu.Unlock()
 		return false
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // run owns the connection: it connects, subscribes, and on every
@@ -261,13 +272,11 @@ func (l *Link) run() {
 	for {
 		nc, err := l.connect()
 		if err != nil {
-			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
-				l.log.Warn(logevent.FleetDisconnected, "err", err, "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDisconnected, logevent.FleetDisconnected, "err", err)
 			select {
 			case <-l.stop:
 				return
-			case <-time.After(delay):
+			case <-time.After(jitter(delay)):
 			}
 			delay = min(delay*2, bindRetryMax)
 			continue
@@ -289,6 +298,9 @@ func (l *Link) connect() (*nats.Conn, error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(500*time.Millisecond, time.Second),
 		nats.Timeout(requestTimeout),
+		// No buffering while disconnected: a write is sent now or fails
+		// now (and is retried), never flushed long after its attempt.
+		nats.ReconnectBufSize(-1),
 		nats.PingInterval(10 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.NoCallbacksAfterClientClose(),
@@ -296,16 +308,12 @@ func (l *Link) connect() (*nats.Conn, error) {
 		nats.ReconnectHandler(func(*nats.Conn) { l.event(evConnected) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			l.setConnected(false, "")
-			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
-				l.log.Warn(logevent.FleetDisconnected, "err", errText(err), "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDisconnected, logevent.FleetDisconnected, "err", errText(err))
 			l.event(evDisconnected)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { l.event(evClosed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if ok, n := l.rl.allow(logevent.FleetDenied); ok {
-				l.log.Warn(logevent.FleetDenied, "err", err, "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDenied, logevent.FleetDenied, "err", err)
 		}),
 	}
 	if l.cfg.Creds != "" {
@@ -389,9 +397,8 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 		}
 		_ = sub.SetPendingLimits(1<<16, 64<<20)
 	}
-	if nc.IsConnected() {
-		l.event(evConnected)
-	}
+	// ConnectHandler reports the first connection (immediate or not),
+	// ReconnectHandler the others.
 	for {
 		select {
 		case <-l.stop:
@@ -409,9 +416,7 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 				}
 				cancel()
 				l.setConnected(true, nc.ConnectedUrlRedacted())
-				if ok, n := l.rl.allow(logevent.FleetConnected); ok {
-					l.log.Info(logevent.FleetConnected, "server", nc.ConnectedUrlRedacted(), "suppressed", n)
-				}
+				l.logLimited(slog.LevelInfo, logevent.FleetConnected, logevent.FleetConnected, "server", nc.ConnectedUrlRedacted())
 				ctx, c := context.WithCancel(context.Background())
 				cancel = c
 				setupWG.Add(1)
@@ -422,6 +427,12 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 			}
 		}
 	}
+}
+
+// jitter returns d give or take a quarter, so that a thousand members
+// retrying after a cluster restart do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/4 + rand.N(d/2+1)
 }
 
 // wait waits d or until Close; it returns true on Close.
@@ -469,10 +480,10 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			l.buckets[g] = bs
 			l.mu.Unlock()
 			select {
-			case l.kick <- struct{}{}:
+			case l.kick[g] <- struct{}{}:
 			default:
 			}
-			if contains(l.cfg.Receive, g) {
+			if slices.Contains(l.cfg.Receive, g) {
 				caughtUp[i] = l.catchUp(ctx, g, bs.kv)
 			} else {
 				caughtUp[i] = true
@@ -486,11 +497,23 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 		}
 	}
 	if len(l.cfg.Receive) > 0 {
-		l.mu.Lock()
-		l.st.CatchingUp = false
-		l.st.CatchUps++
-		l.st.LastCatchUp = time.Now()
-		l.mu.Unlock()
+		// Done once the deliverer has handed over every caught-up record.
+		l.after(ctx, func() {
+			l.mu.Lock()
+			l.st.CatchingUp = false
+			l.st.CatchUps++
+			l.st.LastCatchUp = time.Now()
+			l.mu.Unlock()
+		})
+	}
+}
+
+// after runs f in the deliverer once it has delivered every record queued
+// before.
+func (l *Link) after(ctx context.Context, f func()) {
+	select {
+	case l.in <- inItem{done: f}:
+	case <-ctx.Done():
 	}
 }
 
@@ -507,13 +530,11 @@ func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 		if ctx.Err() != nil {
 			return bucketState{}, false
 		}
-		if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-			l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err", err, "suppressed", n)
-		}
+		l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err", err)
 		select {
 		case <-ctx.Done():
 			return bucketState{}, false
-		case <-time.After(delay):
+		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, bindRetryMax)
 	}
@@ -527,6 +548,11 @@ type bucketError struct {
 }
 
 func (e *bucketError) Error() string {
+	if errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, nats.ErrTimeout) {
+		// The server does not answer a request it refuses by permission,
+		// nor one while JetStream has no leader (a cluster restarting).
+		return fmt.Sprintf("%s: no answer (JetStream may have no leader yet; or the permission is missing: this needs %s)", e.op, e.need)
+	}
 	return fmt.Sprintf("%s: %v (this needs %s)", e.op, e.err, e.need)
 }
 
@@ -556,11 +582,13 @@ func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 	if kst, ok := st.(*jetstream.KeyValueBucketStatus); ok {
 		cfg := kst.StreamInfo().Config
 		bs.ttlOK = cfg.AllowMsgTTL
-		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && contains(l.cfg.Receive, group) {
-			if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-				l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err",
-					fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)), "suppressed", n)
-			}
+		if cfg.AllowRollup {
+			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/rollup/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
+				"the bucket allows roll-ups: any member can wipe every live record with a Nats-Rollup header; recreate it without (see docs/fleet/nats-server.conf)")
+		}
+		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && slices.Contains(l.cfg.Receive, group) {
+			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
+				fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)))
 		}
 	}
 	return bs, nil
@@ -575,17 +603,21 @@ func republishes(rp *jetstream.RePublish, bucket, prefix string) bool {
 func (l *Link) create(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (jetstream.KeyValue, error) {
 	bucket, stream := Bucket(l.cfg.Fleet, group), Stream(l.cfg.Fleet, group)
 	replicas := Replicas(nc.ConnectedClusterName(), len(nc.Servers()))
-	cfg := BucketConfig(l.cfg.Fleet, group, replicas)
+	cfg := StreamConfig(l.cfg.Fleet, group, replicas)
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	kv, err := js.CreateKeyValue(rctx, cfg)
-	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
-		// A server before 2.11: no per-key TTL; BucketMaxAge is the backstop.
-		cfg.LimitMarkerTTL = 0
-		kv, err = js.CreateKeyValue(rctx, cfg)
+	// A server before 2.11 ignores AllowMsgTTL: bind sees it off and
+	// writes without per-key TTLs (BucketMaxAge is the backstop).
+	_, err := js.CreateStream(rctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		err = nil // another member created it first
 	}
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		return js.KeyValue(rctx, bucket) // another member created it first
+	if err == nil {
+		kv, err := js.KeyValue(rctx, bucket)
+		if err == nil {
+			l.log.Info(logevent.FleetBucketCreated, "bucket", bucket, "replicas", replicas, "ttl", cfg.MaxAge, "republish", cfg.RePublish.Destination)
+		}
+		return kv, err
 	}
 	if err != nil {
 		return nil, &bucketError{
@@ -594,8 +626,7 @@ func (l *Link) create(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 			err:  err,
 		}
 	}
-	l.log.Info(logevent.FleetBucketCreated, "bucket", bucket, "replicas", replicas, "ttl", cfg.TTL, "republish", cfg.RePublish.Destination)
-	return kv, nil
+	return nil, err
 }
 
 // Replicas is how many replicas a new bucket gets: 3 on a cluster that
@@ -607,23 +638,39 @@ func Replicas(cluster string, servers int) int {
 	return 1
 }
 
-// BucketConfig is the configuration of a group's bucket, as the link
-// creates it (and as an admin may create it beforehand).
-func BucketConfig(fleet, group string, replicas int) jetstream.KeyValueConfig {
+// StreamConfig is the configuration of a group's bucket (the stream
+// behind it), as the link creates it and as an admin may create it
+// beforehand: what nats.go's KeyValueConfig makes, with history 1, a
+// per-key TTL and a RePublish, except that roll-ups are refused. With
+// roll-ups, any member could wipe the whole bucket, every other member's
+// live records included, by writing under its own name with the header
+// "Nats-Rollup: all"; the KV features that need them (Purge, and the
+// markers that expired keys leave) are not used. MaxBytes bounds what a
+// member that is taken over can fill.
+func StreamConfig(fleet, group string, replicas int) jetstream.StreamConfig {
 	bucket := Bucket(fleet, group)
-	return jetstream.KeyValueConfig{
-		Bucket:       bucket,
-		Description:  "sesame fleet " + fleet + ", group " + group + ": signed grant records",
-		History:      1,
-		Storage:      jetstream.FileStorage,
-		Replicas:     replicas,
-		MaxValueSize: MaxValueSize,
-		TTL:          BucketMaxAge,
+	return jetstream.StreamConfig{
+		Name:              Stream(fleet, group),
+		Description:       "sesame fleet " + fleet + ", group " + group + ": signed grant records",
+		Subjects:          []string{"$KV." + bucket + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          BucketMaxBytes,
+		MaxAge:            BucketMaxAge,
+		MaxMsgSize:        MaxValueSize,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		AllowRollup:       false,
+		DenyDelete:        true,
+		Duplicates:        2 * time.Minute,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardNew,
+		AllowMsgTTL:       true,
 		RePublish: &jetstream.RePublish{
 			Source:      "$KV." + bucket + ".>",
 			Destination: SubjectPrefix(fleet, group) + ">",
 		},
-		LimitMarkerTTL: markerTTL,
 	}
 }
 
@@ -635,32 +682,36 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 	for {
 		n, err := l.catchUpOnce(ctx, group, kv)
 		if err == nil {
-			took := time.Since(start)
-			if ok, s := l.rl.allow(logevent.FleetCatchUp + "/" + group); ok {
-				l.log.Info(logevent.FleetCatchUp, "group", group, "records", n, "took", took.Round(time.Millisecond), "suppressed", s)
-			}
+			l.after(ctx, func() {
+				l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "took", time.Since(start).Round(time.Millisecond))
+			})
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		if ok, s := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-			l.log.Error(logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, group), "err",
-				&bucketError{op: "catch up", need: "publish permission on $JS.API.CONSUMER.CREATE." + Stream(l.cfg.Fleet, group) + ".> and subscribe permission on _INBOX.>", err: err}, "suppressed", s)
-		}
+		l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, group), "err",
+			&bucketError{op: "catch up", need: "publish permission on $JS.API.CONSUMER.CREATE." + Stream(l.cfg.Fleet, group) + ".> and subscribe permission on _INBOX.>", err: err})
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(delay):
+		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, bindRetryMax)
 	}
 }
 
 func (l *Link) catchUpOnce(ctx context.Context, group string, kv jetstream.KeyValue) (int, error) {
-	wctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	// The watcher lives as long as its context: cancel it only if the
+	// watch cannot start in time, and when done.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(requestTimeout, cancel)
 	w, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
-	cancel()
+	if !timer.Stop() && err == nil {
+		_ = w.Stop()
+		err = errors.New("the watch timed out")
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -756,12 +807,16 @@ func (l *Link) deliverer() {
 			return
 		case it = <-l.in:
 		}
+		if it.done != nil {
+			it.done()
+			continue
+		}
 		r := recent[it.rec.Group]
 		if r == nil {
 			r = newSeqRing(4096)
 			recent[it.rec.Group] = r
 		}
-		if it.rec.Seq != 0 && !r.add(it.rec.Seq) {
+		if it.rec.Seq != 0 && !r.add(it.rec.Seq, Key(it.rec.From, it.rec.ID)) {
 			l.mu.Lock()
 			l.st.Duplicates++
 			l.mu.Unlock()
@@ -779,40 +834,46 @@ func (l *Link) deliverer() {
 	}
 }
 
-// seqRing remembers the last n sequences added.
+// seqRing remembers the last n (sequence, key) pairs added. A duplicate
+// has the same sequence and the same key: a bucket that was deleted and
+// created again numbers its records from 1 again, and those are new.
 type seqRing struct {
-	set  map[uint64]struct{}
+	set  map[uint64]string // sequence -> member.id
 	ring []uint64
 	next int
 }
 
 func newSeqRing(n int) *seqRing {
-	return &seqRing{set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+	return &seqRing{set: make(map[uint64]string, n), ring: make([]uint64, n)}
 }
 
-// add remembers seq and reports whether it was new.
-func (r *seqRing) add(seq uint64) bool {
-	if _, ok := r.set[seq]; ok {
-		return false
+// add remembers seq with its key and reports whether the pair was new.
+func (r *seqRing) add(seq uint64, key string) bool {
+	if k, ok := r.set[seq]; ok {
+		if k == key {
+			return false
+		}
+		r.set[seq] = key // the same sequence in a new stream
+		return true
 	}
 	if old := r.ring[r.next]; old != 0 {
 		delete(r.set, old)
 	}
 	r.ring[r.next] = seq
 	r.next = (r.next + 1) % len(r.ring)
-	r.set[seq] = struct{}{}
+	r.set[seq] = key
 	return true
 }
 
-// publisher writes the queued records, one at a time, each retried until
-// its give-up time.
-func (l *Link) publisher() {
+// publisher writes group's queued records, one at a time, each retried
+// until its give-up time.
+func (l *Link) publisher(group string) {
 	defer l.wg.Done()
 	for {
 		select {
 		case <-l.stop:
 			return
-		case r := <-l.pubq:
+		case r := <-l.pubq[group]:
 			if !l.publish(r) {
 				return
 			}
@@ -876,7 +937,7 @@ func (l *Link) publish(r pubReq) bool {
 			t.Stop()
 			l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", "the fleet link closed")
 			return false
-		case <-l.kick:
+		case <-l.kick[r.group]:
 		case <-t.C:
 		}
 		t.Stop()
@@ -890,9 +951,20 @@ func (l *Link) publishFailed(r pubReq, err error, attempts int) {
 	l.mu.Lock()
 	l.st.PublishFailed++
 	l.mu.Unlock()
-	if ok, n := l.rl.allow(logevent.FleetPublishFailed); ok {
-		l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", err, "attempts", attempts, "suppressed", n)
+	l.logLimited(slog.LevelWarn, logevent.FleetPublishFailed, logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", err, "attempts", attempts)
+}
+
+// logLimited logs msg at level unless key is over its rate; the first
+// line let through after some were held back says how many.
+func (l *Link) logLimited(level slog.Level, key, msg string, args ...any) {
+	ok, n := l.rl.allow(key)
+	if !ok {
+		return
 	}
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	l.log.Log(context.Background(), level, msg, args...)
 }
 
 // rateLog lets through, per key, bursts of 10 lines and then one line

@@ -1,6 +1,8 @@
 package natslink
 
 import (
+	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -73,11 +75,12 @@ func TestNames(t *testing.T) {
 	if got := SubjectPrefix("prod", "web") + Key("bastion-1", testID); got != "sesame.prod.web.bastion-1."+testID {
 		t.Errorf("subject = %s", got)
 	}
-	c := BucketConfig("prod", "web", 3)
-	if c.Bucket != "sesame_prod_web" || c.History != 1 || c.Replicas != 3 || c.MaxValueSize != MaxValueSize ||
-		c.TTL != BucketMaxAge || c.LimitMarkerTTL <= 0 || c.RePublish == nil ||
+	c := StreamConfig("prod", "web", 3)
+	if c.Name != "KV_sesame_prod_web" || len(c.Subjects) != 1 || c.Subjects[0] != "$KV.sesame_prod_web.>" ||
+		c.MaxMsgsPerSubject != 1 || c.Replicas != 3 || c.MaxMsgSize != MaxValueSize || c.MaxAge != BucketMaxAge ||
+		c.AllowRollup || !c.AllowMsgTTL || !c.DenyDelete || c.SubjectDeleteMarkerTTL != 0 || c.RePublish == nil ||
 		c.RePublish.Source != "$KV.sesame_prod_web.>" || c.RePublish.Destination != "sesame.prod.web.>" {
-		t.Errorf("BucketConfig = %+v", c)
+		t.Errorf("StreamConfig = %+v", c)
 	}
 	for _, tc := range []struct {
 		cluster string
@@ -190,15 +193,22 @@ func TestSeqRing(t *testing.T) {
 	t.Parallel()
 	r := newSeqRing(3)
 	for _, s := range []uint64{1, 2, 3} {
-		if !r.add(s) {
+		if !r.add(s, "a."+testID) {
 			t.Fatalf("add(%d) not new", s)
 		}
 	}
-	if r.add(2) {
+	if r.add(2, "a."+testID) {
 		t.Error("add(2) twice: new")
 	}
-	r.add(4) // evicts 1
-	if !r.add(1) {
+	// The same sequence with another key: a bucket created anew.
+	if !r.add(2, "b."+testID) {
+		t.Error("sequence 2 of another record: not new")
+	}
+	if r.add(2, "b."+testID) {
+		t.Error("add(2, b) twice: new")
+	}
+	r.add(4, "a."+testID) // evicts 1
+	if !r.add(1, "a."+testID) {
 		t.Error("1 was evicted: want new")
 	}
 }
@@ -266,6 +276,9 @@ func TestOpenOffline(t *testing.T) {
 	if l.Publish("web", "not-an-id", []byte("x"), notAfter) {
 		t.Error("Publish with a bad id: queued")
 	}
+	if l.Publish("web", testID, make([]byte, MaxValueSize+1), notAfter) || l.Publish("web", testID, nil, notAfter) {
+		t.Error("Publish of an oversized or empty envelope: queued")
+	}
 	queued := 0
 	for range QueueSize + 10 {
 		if l.Publish("web", testID, []byte("x"), notAfter) {
@@ -290,5 +303,29 @@ func TestOpenOffline(t *testing.T) {
 	}
 	if l.Publish("web", testID, []byte("x"), notAfter) {
 		t.Error("Publish after Close: queued")
+	}
+}
+
+func TestJitter(t *testing.T) {
+	t.Parallel()
+	lo, hi := time.Hour, time.Duration(0)
+	for range 1000 {
+		d := jitter(time.Second)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo < 750*time.Millisecond || hi > 1250*time.Millisecond || hi-lo < 250*time.Millisecond {
+		t.Errorf("jitter(1s) in [%v, %v], want spread within [750ms, 1.25s]", lo, hi)
+	}
+}
+
+func TestBucketError(t *testing.T) {
+	t.Parallel()
+	e := &bucketError{op: "bind bucket b", need: "X", err: context.DeadlineExceeded}
+	if s := e.Error(); !strings.Contains(s, "no leader") || !strings.Contains(s, "needs X") || !errors.Is(e, context.DeadlineExceeded) {
+		t.Errorf("timeout: %q", s)
+	}
+	e.err = errors.New("boom")
+	if s := e.Error(); !strings.Contains(s, "boom") || !strings.Contains(s, "needs X") {
+		t.Errorf("other: %q", s)
 	}
 }
