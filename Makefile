@@ -50,12 +50,12 @@ lint: deps
 
 # Micro-benchmarks, then the end-to-end benchmark of sesame against knockd
 # (root, a few minutes); writes docs/PERFORMANCE.md and its two plots.
-bench: deps build
+bench: deps build bin/nats-server
 	mkdir -p bin
 	{ $(GO) test -run '^$$' -bench . -benchmem -count 3 ./knock/ ./capture/ ./nft/ && \
 	  $(GO) -C bench test -run '^$$' -bench . -benchmem -count 3 . ; } | tee bin/micro-bench.txt
 	$(GO) -C bench build -trimpath -o $(CURDIR)/bin/sesame-bench ./cmd/sesame-bench
-	./bin/sesame-bench -sesame $(BIN) -out docs -micro bin/micro-bench.txt -command 'make bench'
+	./bin/sesame-bench -sesame $(BIN) -nats bin/nats-server -out docs -micro bin/micro-bench.txt -command 'make bench'
 
 # Run every fuzz target (each func Fuzz* of each package of each module)
 # for FUZZTIME (default 30s) beyond the seed corpus that `make test`

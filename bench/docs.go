@@ -96,6 +96,12 @@ iptables), in a table laid out like sesame's.
   guarded port on a backend namespace that the server routes to (IPv4 and
   IPv6, no DNAT), guarded by a door's `+"`forward`"+` targets: the client knocks on
   the server and connects to the backend through it (the forward chain).
+- **Fleet publishing** (sesame only; issue 14): the same knocks on a door
+  with `+"`confirm = false`"+`, once without a fleet block and once with one
+  whose door publishes every open to a real nats-server in the server's
+  namespace (`+"`make bin/nats-server`"+`, v2.15.x); publishing is off the hot
+  path, so the two should match. "acknowledged" is the link's count of
+  records the server acknowledged, from `+"`state_dir/fleet-status.json`"+`.
 - **Flood**: a raw AF_PACKET sender in the client namespace (this repo,
   `+"`bench/flood.go`"+`) writes spoofed TCP SYNs to the knock ports on the same
   link the client uses, alternating sources from 198.18.0.0/15 and

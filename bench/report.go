@@ -79,6 +79,34 @@ func Table(rs []Result) string {
 			})
 		}
 	}
+	for _, fam := range []string{"IPv4", "IPv6"} {
+		for _, p := range []float64{50, 99} {
+			add(fmt.Sprintf("knock-to-grant, door without / with fleet publishing, %s p%g", fam, p), func(r Result) (string, float64) {
+				without, with := r.NoFleetLatency4, r.FleetLatency4
+				if fam == "IPv6" {
+					without, with = r.NoFleetLatency6, r.FleetLatency6
+				}
+				if len(without) == 0 || len(with) == 0 {
+					return "n/a", -1
+				}
+				return ms(percentile(without, p)) + " / " + ms(percentile(with, p)), -1
+			})
+		}
+	}
+	for _, p := range []float64{50, 99} {
+		add(fmt.Sprintf("sesame internal (read → nft applied), without / with fleet publishing, p%g", p), func(r Result) (string, float64) {
+			if len(r.NoFleetInternal) == 0 || len(r.FleetInternal) == 0 {
+				return "n/a", -1
+			}
+			return ms(percentile(r.NoFleetInternal, p)) + " / " + ms(percentile(r.FleetInternal, p)), -1
+		})
+	}
+	add("fleet: opens published and acknowledged", func(r Result) (string, float64) {
+		if r.FleetOpens == 0 {
+			return "n/a", -1
+		}
+		return fmt.Sprintf("%d/%d", r.FleetPublished, r.FleetOpens), -1
+	})
 	for _, p := range []float64{50, 99, 100} {
 		name := fmt.Sprintf("sesame internal (read → nft applied) p%g", p)
 		if p == 100 {
@@ -93,7 +121,7 @@ func Table(rs []Result) string {
 		})
 	}
 	add("knocks not granted (latency runs)", func(r Result) (string, float64) {
-		return fmt.Sprint(r.LatencyFail + r.FwdLatencyFail), -1
+		return fmt.Sprint(r.LatencyFail + r.FwdLatencyFail + r.FleetLatencyFail), -1
 	})
 	if len(rs) > 0 {
 		for i, f := range rs[0].Floods {

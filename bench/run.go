@@ -30,6 +30,9 @@ type Options struct {
 	KnockFloodFor time.Duration
 	BulkBytes     int64     // the bulk transfer
 	Log           io.Writer // progress; nil: discard
+	// NATS is a nats-server binary for the fleet run (the local grant's
+	// latency with fleet publishing on); "" skips it.
+	NATS string
 }
 
 // Quick is a smoke run: a few knocks, a short low-rate flood, a small bulk
@@ -76,10 +79,20 @@ type Result struct {
 	FwdLatency4    []time.Duration
 	FwdLatency6    []time.Duration
 	FwdLatencyFail int
-	Internal       []time.Duration // sesame: read → nftables applied, per grant
-	Floods         []FloodRun
-	KnockFlood     *KnockFloodRun // sesame only
-	Bulk           BulkRun
+	// Fleet mode (sesame only, with Options.NATS): the same door's local
+	// knock-to-grant latency without a fleet block and with one that
+	// publishes every open; how many opens there were and how many
+	// records the server acknowledged.
+	NoFleetLatency4, NoFleetLatency6 []time.Duration
+	FleetLatency4, FleetLatency6     []time.Duration
+	NoFleetInternal, FleetInternal   []time.Duration // read → nft applied
+	FleetLatencyFail                 int
+	FleetOpens                       int
+	FleetPublished                   uint64
+	Internal                         []time.Duration // sesame: read → nftables applied, per grant
+	Floods                           []FloodRun
+	KnockFlood                       *KnockFloodRun // sesame only
+	Bulk                             BulkRun
 }
 
 // FloodRun is one flood rate.
@@ -284,6 +297,11 @@ func runOne(opts Options, k daemonKind) (Result, error) {
 	if _, ok := k.(sesameKind); ok {
 		if err := forwardLatency(opts, &res, logf); err != nil {
 			return res, fmt.Errorf("forward latency: %w", err)
+		}
+		if opts.NATS != "" {
+			if err := fleetLatency(opts, &res, logf); err != nil {
+				return res, fmt.Errorf("fleet latency: %w", err)
+			}
 		}
 	}
 

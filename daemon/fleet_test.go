@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +19,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sesame-knock/sesame/fleet"
+	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/nft"
 	"github.com/sesame-knock/sesame/policy"
+	"github.com/sesame-knock/sesame/spa"
 )
 
 // fakeLink records what the publisher hands to the link.
@@ -59,27 +65,11 @@ func newFleetFixture(t *testing.T) *fleetFixture {
 	p.Doors[0].FleetGroups = []string{"web"}
 	p.Doors[0].Confirm, p.Doors[0].ConfirmWithin = false, 0
 	l, buf, now := newTestLoop(t, tbl, p)
-	f := &fleetFixture{l: l, tbl: tbl, now: now, keys: map[string]ed25519.PrivateKey{}, reg: prometheus.NewRegistry(), clock: unix.TIME_OK}
-	var src strings.Builder
-	for _, m := range []struct{ name, may string }{{"bastion-1", `{ web = ["ssh"] }`}, {"web-1", `{ web = ["ssh"] }`}, {"mallory", `{ db = ["ssh"] }`}} {
-		pub, priv, err := ed25519.GenerateKey(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.keys[m.name] = priv
-		fmt.Fprintf(&src, "member %q {\n  key = %q\n  may_grant = %s\n}\n", m.name, fleet.FormatKey(pub), m.may)
-	}
-	members, diags := fleet.ParseMembers("members.hcl", []byte(src.String()))
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	self := fleet.Self{Fleet: "prod", Groups: []string{"web"}, Doors: fleet.DoorsOf(p), MaxSkew: 2 * time.Second}
-	f.fs = newFleetState(l.log, fleet.NewReceiver(members, self, 1024, 10, 20), fleet.Origin{Fleet: "prod", Member: "web-1", Key: f.keys["web-1"]}, f.reg)
-	f.fs.now = l.now
+	f := &fleetFixture{l: l, tbl: tbl, now: now, reg: prometheus.NewRegistry(), clock: unix.TIME_OK}
+	var members *fleet.Members
+	members, f.keys = testMembers(t, map[string]string{"bastion-1": `{ web = ["ssh"] }`, "web-1": `{ web = ["ssh"] }`, "mallory": `{ db = ["ssh"] }`})
+	f.fs = attachFleet(l, members, f.keys, "web-1", f.reg)
 	f.fs.clockState = func() (int, error) { return f.clock, nil }
-	f.fs.link = &fakeLink{published: make(chan fakePub, 16)}
-	l.fleet = f.fs
-	_ = buf
 	f.log = &strings.Builder{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -87,6 +77,39 @@ func newFleetFixture(t *testing.T) *fleetFixture {
 		}
 	})
 	return f
+}
+
+// testMembers returns a members file with a fresh key per member (name to
+// may_grant), and the keys.
+func testMembers(t *testing.T, may map[string]string) (*fleet.Members, map[string]ed25519.PrivateKey) {
+	t.Helper()
+	keys := map[string]ed25519.PrivateKey{}
+	var src strings.Builder
+	for name, grant := range may {
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[name] = priv
+		fmt.Fprintf(&src, "member %q {\n  key = %q\n  may_grant = %s\n}\n", name, fleet.FormatKey(pub), grant)
+	}
+	members, diags := fleet.ParseMembers("members.hcl", []byte(src.String()))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return members, keys
+}
+
+// attachFleet puts l in fleet mode (fleet "prod", group "web") as member,
+// with a fake link that records what is published.
+func attachFleet(l *loop, members *fleet.Members, keys map[string]ed25519.PrivateKey, member string, reg *prometheus.Registry) *fleetState {
+	self := fleet.Self{Fleet: "prod", Groups: []string{"web"}, Doors: fleet.DoorsOf(l.p), MaxSkew: 2 * time.Second}
+	fs := newFleetState(l.log, fleet.NewReceiver(members, self, 1024, 10, 20), fleet.Origin{Fleet: "prod", Member: member, Key: keys[member]}, reg)
+	fs.now = l.now
+	fs.clockState = func() (int, error) { return unix.TIME_OK, nil }
+	fs.link = &fakeLink{published: make(chan fakePub, 16)}
+	l.fleet = fs
+	return fs
 }
 
 // record signs a record by signer (origin "origin") issued at the
@@ -294,4 +317,101 @@ func value(c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// publishedBy runs fs's publisher until one record reaches its fake link.
+func publishedBy(t *testing.T, fs *fleetState) fakePub {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go fs.runPublisher(ctx)
+	select {
+	case p := <-fs.link.(*fakeLink).published:
+		return p
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing published")
+	}
+	return fakePub{}
+}
+
+// TestFleetSPAReplayRefusedAtOtherMember: an SPA packet that opened at
+// member a is published with its digest; member b, which applied the
+// record, refuses the same packet sent to it. Without the record, b
+// accepts it (the control: the refusal is the burn's doing).
+func TestFleetSPAReplayRefusedAtOtherMember(t *testing.T) {
+	t.Parallel()
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("record applied=%v", shared), func(t *testing.T) {
+			pa, keys := spaPolicy(t, false)
+			pa.Doors[0].FleetGroups = []string{"web"}
+			pb := *pa
+			pb.StateDir = t.TempDir()
+			members, fkeys := testMembers(t, map[string]string{"a": `{ web = ["spa"] }`, "b": `{ web = ["spa"] }`})
+			host := func(p *policy.Policy, member string) (*loop, *spaState, *fakeTable) {
+				log := slog.New(slog.DiscardHandler)
+				s := newSPAState(log, nil)
+				s.now = func() time.Time { return spaT0 }
+				if err := s.update(p); err != nil {
+					t.Fatal(err)
+				}
+				tbl := &fakeTable{}
+				l := newLoop(log, tbl, p, knock.Config{})
+				l.now = func() time.Time { return spaT0 }
+				l.spa = s
+				attachFleet(l, members, fkeys, member, nil)
+				return l, s, tbl
+			}
+			la, sa, _ := host(pa, "a")
+			lb, sb, tb := host(&pb, "b")
+			msg := spa.Message{User: "a", Type: spa.TypeAccess, Addr: netip.IPv4Unspecified(), Access: access("tcp/22")}
+			h := spaHit(t, keys, "198.51.100.2", msg, spaT0)
+			again := h
+			again.Payload = bytes.Clone(h.Payload)
+			if !sa.handle(context.Background(), &h) {
+				t.Fatal("a did not take the SPA packet")
+			}
+			la.spaGrant(<-sa.out)
+			la.flush()
+			rec := publishedBy(t, la.fleet)
+			if shared {
+				lb.fleetReceive(fleetRecord{data: rec.env, from: "a", group: "web"})
+				lb.flush()
+				if len(tb.calls) != 1 {
+					t.Fatalf("b applied %d batches, want the fleet grant", len(tb.calls))
+				}
+			}
+			sb.handle(context.Background(), &again)
+			var accepted bool
+			select {
+			case <-sb.out:
+				accepted = true
+			default:
+			}
+			if accepted == shared {
+				t.Errorf("the same packet at b: accepted = %v, want %v", accepted, !shared)
+			}
+		})
+	}
+}
+
+// TestFleetTOTPBurnShared: a TOTP open published by a member carries its
+// code's burn, and the receiver burns it too (as after a restart).
+func TestFleetTOTPBurnShared(t *testing.T) {
+	t.Parallel()
+	p := totpPolicy(t)
+	p.Doors[0].FleetGroups = []string{"web"}
+	members, keys := testMembers(t, map[string]string{"a": `{ web = ["vault"] }`, "b": `{ web = ["vault"] }`})
+	l, _, now := newTestLoop(t, &fakeTable{}, p)
+	attachFleet(l, members, keys, "b", nil)
+	_, env, err := fleet.Origin{Fleet: "prod", Member: "a", Key: keys["a"]}.Record(fleet.KindOpen, "web", "vault", client,
+		[]policy.PortProto{{Port: 2222, Proto: policy.TCP}}, 30*time.Second, *now, []string{fleet.TOTPBurn("alice", 59_999_999)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.fleetReceive(fleetRecord{data: env, from: "a", group: "web"})
+	l.flush()
+	want := knock.Burn{Door: "vault", Client: "alice", Counter: 59_999_999}
+	if !slices.Contains(l.tm.Burns(), want) {
+		t.Errorf("burns after the record: %+v, want %+v among them", l.tm.Burns(), want)
+	}
 }

@@ -32,11 +32,11 @@ type FleetLinkStatus struct {
 
 // FleetStatus is the content of FleetStatusFile.
 type FleetStatus struct {
-	Updated time.Time `json:"updated"`
-	Fleet   string    `json:"fleet"`
-	Member  string    `json:"member"`
-	Groups  []string  `json:"groups"`
-	Link    FleetLinkStatus
+	Updated time.Time       `json:"updated"`
+	Fleet   string          `json:"fleet"`
+	Member  string          `json:"member"`
+	Groups  []string        `json:"groups"`
+	Link    FleetLinkStatus `json:"link"`
 	// Applied and Refused count records of other members since start;
 	// LastApplied is when the last one landed and LastLag its delay from
 	// issued_at.

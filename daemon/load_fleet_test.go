@@ -40,6 +40,7 @@ door "ssh" {
   sequence     = ["7000/tcp", "8000/udp", "9000/tcp"]
   open         = ["22/tcp"]
   fleet_groups = ["web"]
+  confirm      = false
 }
 `,
 	}
@@ -49,8 +50,8 @@ door "ssh" {
 		}
 	}
 	cfg := filepath.Join(dir, "sesame.hcl")
-	if p, err := load(slog.New(slog.DiscardHandler), cfg); err != nil || p.Fleet == nil {
-		t.Fatalf("load(good fleet config) = %v, %v", p, err)
+	if p, fc, err := load(slog.New(slog.DiscardHandler), cfg); err != nil || p.Fleet == nil || fc == nil {
+		t.Fatalf("load(good fleet config) = %v, %v, %v", p, fc, err)
 	}
 	if err := os.Chmod(filepath.Join(dir, "b1.key"), 0o644); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ door "ssh" {
   sequence     = ["7000/tcp", "8000/udp", "9000/tcp"]
   open         = ["22/tcp"]
   fleet_groups = ["web", "db"]
+  confirm      = false
 }
 `
 

@@ -59,6 +59,7 @@ func TestExamples(t *testing.T) {
 		"fleet/bastion-1.creds": {[]byte("-----BEGIN NATS USER JWT-----\n"), 0o600},
 		"fleet/ca.pem":          {selfSigned(t), 0o644},
 		"alice.spa":             {spaKey, 0o600},
+		"alice.totp":            {[]byte("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n"), 0o600},
 		"sesame.hcl":            {[]byte(strings.ReplaceAll(string(cfg), "/etc/sesame/", dir+"/")), 0o644},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), f.content, f.mode); err != nil {

@@ -38,6 +38,9 @@ const (
 	allowFleetDoor    = `a list of one or more groups of the fleet block's groups, each once, e.g. ["web"]`
 )
 
+// bucketNames is the detail of a fleet or group name with "_".
+const bucketNames = `%q has "_", which a %s name may not have: the NATS bucket of a group is named sesame_FLEET_GROUP, so with "_" two fleets could share a bucket (fleet "a_b" with group "c", fleet "a" with group "b_c"). Use "-".`
+
 // ValidFleetName reports whether s is a fleet, member or group name: 1 to
 // MaxFleetName of letters, digits, "_" and "-", starting with a letter or
 // digit. Names end up in grant comments ("fleet:DOOR:ORIGIN:ID"), NATS
@@ -142,6 +145,18 @@ func (v *validator) fleet(blocks []rawFleet) *Fleet {
 		missing("groups", allowFleetGroups)
 	} else {
 		f.Groups, f.At.Groups = v.names(rf.Groups, "group", allowFleetGroups)
+	}
+	// The bucket of a group is sesame_FLEET_GROUP: with "_" in either
+	// name, fleet "a_b" group "c" and fleet "a" group "b_c" would share one.
+	if strings.Contains(f.Name, "_") {
+		v.add(errorf(f.At.Name, "Invalid fleet name", bucketNames, f.Name, "fleet"))
+	}
+	for i := 0; i < len(f.Groups); i++ {
+		if strings.Contains(f.Groups[i], "_") {
+			v.add(errorf(f.At.Groups[i], "Invalid group name", bucketNames, f.Groups[i], "group"))
+			f.Groups, f.At.Groups = slices.Delete(f.Groups, i, i+1), slices.Delete(f.At.Groups, i, i+1)
+			i--
+		}
 	}
 	if ms, ok := v.duration(rf.MaxSkew, DefaultMaxSkew, MinMaxSkew, MaxMaxSkew); ok {
 		f.MaxSkew = ms
@@ -304,6 +319,17 @@ func (v *validator) fleetGroups(raw *rawConfig, p *Policy, declared bool) {
 		d.FleetGroups = keep
 		if p.Fleet != nil && keep != nil {
 			p.Fleet.At.Doors[d.Name] = keepR
+		}
+		if len(keep) == 0 {
+			continue
+		}
+		switch {
+		case len(d.Open) == 0:
+			v.add(errorf(attr.NameRange, "fleet_groups on a door without open", "Door %q opens no local port (only forward targets), and a fleet record names the ports it opens: add open = [...], or remove fleet_groups.", d.Name))
+		case d.Kind() == KindStatic && d.Confirm:
+			v.add(errorf(attr.NameRange, "fleet_groups on a door with confirm", "Door %q confirms its grants by the knocker's handshake (confirm, on by default for a sequence), which cannot happen at the other hosts: a fleet grant would never be confirmed there, or be confirmed past its deadline. Use a TOTP, one-time or SPA door (they prove a secret), or set confirm = false.", d.Name))
+		case d.Kind() == KindStatic:
+			v.add(warnf(attr.NameRange, "A static sequence opens the whole group", "Door %q is a fixed sequence: anyone who sees or guesses it, or spoofs it from an address they want opened, opens it on every host of %s, not only here. Prefer a TOTP, one-time or SPA door for fleet_groups.", d.Name, strings.Join(keep, ", ")))
 		}
 	}
 }

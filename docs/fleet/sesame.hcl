@@ -20,7 +20,8 @@ fleet {
 }
 
 door "ssh" {
-  sequence     = ["7000/tcp", "8000/udp", "9000/tcp"]
+  totp {}
+  client "alice" { secret_file = "/etc/sesame/alice.totp" } # the same secret on every host
   open         = ["22/tcp"]
   open_for     = "30s"
   fleet_groups = ["web"]

@@ -20,14 +20,15 @@ func main() {
 	out := flag.String("out", "", "write PERFORMANCE.md and the plots to this directory")
 	micro := flag.String("micro", "", "output of `go test -bench` to include in PERFORMANCE.md")
 	command := flag.String("command", "make bench", "the command to name in PERFORMANCE.md")
+	nats := flag.String("nats", "", "a nats-server binary: also measure the local grant with fleet publishing on")
 	flag.Parse()
-	if err := run(*sesame, *knockd, *quick, *out, *micro, *command); err != nil {
+	if err := run(*sesame, *knockd, *nats, *quick, *out, *micro, *command); err != nil {
 		fmt.Fprintln(os.Stderr, "sesame-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sesame, knockd string, quick bool, out, micro, command string) error {
+func run(sesame, knockd, nats string, quick bool, out, micro, command string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (network namespaces, nftables, raw sockets)")
 	}
@@ -46,6 +47,7 @@ func run(sesame, knockd string, quick bool, out, micro, command string) error {
 		opts = bench.Quick(sesame, knockd)
 	}
 	opts.Log = os.Stderr
+	opts.NATS = nats
 	rs, err := bench.Run(opts)
 	if err != nil {
 		return err
