@@ -157,3 +157,35 @@ func bulk(ns *nstest.NS, dst netip.Addr, port uint16, n int64) (time.Duration, e
 	})
 	return took, err
 }
+
+// latencyRun knocks 2 + 2*n times from cli, alternating IPv4 and IPv6 (to
+// target4 or target6, or the server when zero), and calls flush after
+// each; the two first knocks warm up (ARP and neighbour discovery, the
+// daemon's first netlink batch) and are not counted. It returns the
+// latencies by family and how many knocks were not granted.
+func latencyRun(cli *nstest.NS, n int, target4, target6 netip.Addr, flush func() error) (v4, v6 []time.Duration, fail int, err error) {
+	for i := -2; i < 2*n; i++ {
+		dst, target := server4, target4
+		if i%2 != 0 {
+			dst, target = server6, target6
+		}
+		lat, ok, err := knockOnce(cli, knockSpec{Dst: dst, Target: target, Ports: knockPorts, Gap: 5 * time.Millisecond,
+			Guarded: guarded, Poll: 100 * time.Microsecond, Within: 500 * time.Millisecond})
+		if err != nil {
+			return v4, v6, fail, err
+		}
+		switch {
+		case i < 0:
+		case !ok:
+			fail++
+		case dst.Is4():
+			v4 = append(v4, lat)
+		default:
+			v6 = append(v6, lat)
+		}
+		if err := flush(); err != nil {
+			return v4, v6, fail, err
+		}
+	}
+	return v4, v6, fail, nil
+}

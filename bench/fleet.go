@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -129,31 +130,16 @@ fleet {
 			}
 		}
 		logf("fleet latency (fleet block: %v): %d knocks per family", run.fleet, opts.Knocks)
-		for i := -2; i < 2*opts.Knocks; i++ {
-			dst := server4
-			if i%2 != 0 {
-				dst = server6
-			}
-			lat, ok, err := knockOnce(t.cli, knockSpec{Dst: dst, Ports: knockPorts, Gap: 5 * time.Millisecond,
-				Guarded: guarded, Poll: 100 * time.Microsecond, Within: 500 * time.Millisecond})
-			if err != nil {
-				p.stop()
-				return err
-			}
-			switch {
-			case i < 0:
-			case !ok:
-				res.FleetLatencyFail++
-			case dst.Is4():
-				*run.v4 = append(*run.v4, lat)
-			default:
-				*run.v6 = append(*run.v6, lat)
-			}
+		var fail int
+		*run.v4, *run.v6, fail, err = latencyRun(t.cli, opts.Knocks, netip.Addr{}, netip.Addr{}, func() error {
 			// confirm = false: no pending sets.
-			if _, err := t.srv.Run("nft", "flush set inet sesame open4_bench; flush set inet sesame open6_bench"); err != nil {
-				p.stop()
-				return err
-			}
+			_, err := t.srv.Run("nft", "flush set inet sesame open4_bench; flush set inet sesame open6_bench")
+			return err
+		})
+		res.FleetLatencyFail += fail
+		if err != nil {
+			p.stop()
+			return err
 		}
 		if run.fleet {
 			// Every open publishes one record; wait (bounded) for the

@@ -96,28 +96,12 @@ door "bench" {
 	for _, set := range []string{"fpend4", "fpend6", "fwd4", "fwd6"} {
 		flush = append(flush, "flush set inet sesame "+set+"_bench")
 	}
-	for i := -2; i < 2*opts.Knocks; i++ {
-		dst, target := server4, backend4
-		if i%2 != 0 {
-			dst, target = server6, backend6
-		}
-		lat, ok, err := knockOnce(t.cli, knockSpec{Dst: dst, Target: target, Ports: knockPorts, Gap: 5 * time.Millisecond,
-			Guarded: guarded, Poll: 100 * time.Microsecond, Within: 500 * time.Millisecond})
-		if err != nil {
-			return err
-		}
-		switch {
-		case i < 0:
-		case !ok:
-			res.FwdLatencyFail++
-		case dst.Is4():
-			res.FwdLatency4 = append(res.FwdLatency4, lat)
-		default:
-			res.FwdLatency6 = append(res.FwdLatency6, lat)
-		}
-		if _, err := t.srv.Run("nft", strings.Join(flush, "; ")); err != nil {
-			return err
-		}
+	res.FwdLatency4, res.FwdLatency6, res.FwdLatencyFail, err = latencyRun(t.cli, opts.Knocks, backend4, backend6, func() error {
+		_, err := t.srv.Run("nft", strings.Join(flush, "; "))
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if res.FwdLatencyFail > 0 {
 		logf("%d forward knocks not granted; the daemon's last lines:\n%s", res.FwdLatencyFail, p.logTail())

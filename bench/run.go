@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -258,32 +259,10 @@ func runOne(opts Options, k daemonKind) (Result, error) {
 		res.IdleRSSKiB = u.RSSKiB
 	}
 	logf("latency: %d knocks per family", opts.Knocks)
-	// Two warm-up knocks first (ARP and neighbour discovery, the daemon's
-	// first netlink batch), not counted.
-	for i := -2; i < 2*opts.Knocks; i++ {
-		dst := server4
-		if i%2 != 0 {
-			dst = server6
-		}
-		lat, ok, err := knockOnce(t.cli, knockSpec{Dst: dst, Ports: knockPorts, Gap: 5 * time.Millisecond,
-			Guarded: guarded, Poll: 100 * time.Microsecond, Within: 500 * time.Millisecond})
-		if err != nil {
-			p.stop()
-			return res, err
-		}
-		switch {
-		case i < 0:
-		case !ok:
-			res.LatencyFail++
-		case dst.Is4():
-			res.Latency4 = append(res.Latency4, lat)
-		default:
-			res.Latency6 = append(res.Latency6, lat)
-		}
-		if err := k.FlushGrants(t.srv); err != nil {
-			p.stop()
-			return res, err
-		}
+	res.Latency4, res.Latency6, res.LatencyFail, err = latencyRun(t.cli, opts.Knocks, netip.Addr{}, netip.Addr{}, func() error { return k.FlushGrants(t.srv) })
+	if err != nil {
+		p.stop()
+		return res, err
 	}
 	if sk, ok := lk.(sesameKind); ok {
 		if in := sk.Internal(p); len(in) > 2 {

@@ -15,17 +15,7 @@ import (
 func TestDemo(t *testing.T) {
 	nstest.RequireRoot(t)
 	t.Parallel()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := filepath.Join(t.TempDir(), "demo-listen")
-	build := exec.Command("go", "build", "-o", listen, "./e2e/demo-listen")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build demo-listen: %v\n%s", err, out)
-	}
+	root, listen := demoListen(t)
 	cmd := exec.Command("bash", "e2e/demo.sh")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SESAME_BIN="+SesameBin, "LISTEN_BIN="+listen)
@@ -52,4 +42,22 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(string(ns), "sesame-demo-") {
 		t.Errorf("the demo left namespaces behind:\n%s", ns)
 	}
+}
+
+// demoListen returns the module's root and a fresh build of the demos'
+// listener (e2e/demo-listen).
+func demoListen(t *testing.T) (root, listen string) {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen = filepath.Join(t.TempDir(), "demo-listen")
+	build := exec.Command("go", "build", "-o", listen, "./e2e/demo-listen")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build demo-listen: %v\n%s", err, out)
+	}
+	return root, listen
 }

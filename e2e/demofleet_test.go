@@ -3,7 +3,6 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,17 +16,7 @@ import (
 func TestDemoFleet(t *testing.T) {
 	nstest.RequireRoot(t)
 	t.Parallel()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := filepath.Join(t.TempDir(), "demo-listen")
-	build := exec.Command("go", "build", "-o", listen, "./e2e/demo-listen")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build demo-listen: %v\n%s", err, out)
-	}
+	root, listen := demoListen(t)
 	cmd := exec.Command("bash", "e2e/demo-fleet.sh")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "SESAME_BIN="+SesameBin, "LISTEN_BIN="+listen,
