@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/logevent"
 	"github.com/sesame-knock/sesame/nft"
+	"github.com/sesame-knock/sesame/onetime"
 	"github.com/sesame-knock/sesame/policy"
 )
 
@@ -218,11 +221,35 @@ func (l *loop) fleetBurn(door *policy.Door, burns []fleet.Burn, now time.Time) {
 		switch {
 		case b.SPA != nil:
 			l.spa.burn(*b.SPA, now)
+		case b.OneTime != "" && door.Kind() == policy.KindOneTime:
+			l.burnOneTime(door, b.OneTime)
 		case door.Kind() == policy.KindTOTP:
 			l.tm.Restore([]knock.Burn{{Door: door.Name, Client: b.Client, Counter: b.Counter}})
 			l.burnsDirty = true
 		}
 	}
+}
+
+// burnOneTime marks the one-time sequence with key used at this host too,
+// wherever it is in the door's list: a sniffer of the knock at another
+// member cannot replay it here.
+func (l *loop) burnOneTime(door *policy.Door, key string) {
+	i := slices.IndexFunc(door.OneTime, func(s policy.OneTimeSeq) bool { return s.Key == key })
+	if i < 0 {
+		return // not in this host's file, or used here already
+	}
+	seq := door.OneTime[i]
+	if err := onetime.MarkUsed(door.OneTimeUsed, key); err != nil && !errors.Is(err, onetime.ErrUsed) {
+		// Not recorded: it stays usable here after a restart, but not now.
+		l.log.Error(logevent.OneTimeMarkFailed, "door", door.Name, "file", door.OneTimeFile, "line", seq.Line, "state", door.OneTimeUsed, "err", err, "note", "a sequence used at another member is refused until a restart")
+	}
+	door.OneTime = slices.Delete(slices.Clone(door.OneTime), i, i+1)
+	door.Sequence = nil
+	if len(door.OneTime) > 0 {
+		door.Sequence = door.OneTime[0].Steps
+	}
+	l.m.Update(l.p)
+	l.log.Info(logevent.OneTimeUsed, "door", door.Name, "file", door.OneTimeFile, "line", seq.Line, "left", len(door.OneTime), "via", "fleet")
 }
 
 // fleetQueued is a queued fleet grant: what settle needs to log it.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/sesame-knock/sesame/fleet"
 	"github.com/sesame-knock/sesame/knock"
 	"github.com/sesame-knock/sesame/nft"
+	"github.com/sesame-knock/sesame/onetime"
 	"github.com/sesame-knock/sesame/policy"
 	"github.com/sesame-knock/sesame/spa"
 )
@@ -413,5 +416,80 @@ func TestFleetTOTPBurnShared(t *testing.T) {
 	want := knock.Burn{Door: "vault", Client: "alice", Counter: 59_999_999}
 	if !slices.Contains(l.tm.Burns(), want) {
 		t.Errorf("burns after the record: %+v, want %+v among them", l.tm.Burns(), want)
+	}
+}
+
+// TestFleetOneTimeReplayRefusedAtOtherMember: a one-time sequence used at
+// member a is published with its key; member b, which shares the sequence
+// file, no longer accepts it (in memory and in its state file), and a
+// knock replaying it there opens nothing. Without the record, the replay
+// opens b (the control).
+func TestFleetOneTimeReplayRefusedAtOtherMember(t *testing.T) {
+	t.Parallel()
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("record applied=%v", shared), func(t *testing.T) {
+			dir := t.TempDir()
+			seqFile := filepath.Join(dir, "seqs")
+			if err := os.WriteFile(seqFile, []byte("7301,7002,7203\n7011,7412,7113\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			members, keys := testMembers(t, map[string]string{"a": `{ web = ["ot"] }`, "b": `{ web = ["ot"] }`})
+			host := func(name string) (*loop, *fakeTable) {
+				src := `state_dir = "` + filepath.Join(dir, name) + `"
+fleet {
+  name    = "prod"
+  member  = "` + name + `"
+  key     = "/k"
+  members = "/m"
+  groups  = ["web"]
+  nats {
+    servers = ["nats://192.0.2.10:4222"]
+  }
+}
+door "ot" {
+  one_time_sequences = "` + seqFile + `"
+  open         = ["2222/tcp"]
+  fleet_groups = ["web"]
+}
+`
+				p, diags := policy.Parse(filepath.Join(dir, name+".hcl"), []byte(src))
+				if diags.HasErrors() {
+					t.Fatal(diags.Error())
+				}
+				tbl := &fakeTable{}
+				l, _, _ := newTestLoop(t, tbl, p)
+				attachFleet(l, members, keys, name, nil)
+				return l, tbl
+			}
+			la, _ := host("a")
+			lb, tb := host("b")
+			for _, port := range []uint16{7301, 7002, 7203} {
+				la.observe(syn(port))
+			}
+			la.flush()
+			rec := publishedBy(t, la.fleet)
+			if shared {
+				lb.fleetReceive(fleetRecord{data: rec.env, from: "a", group: "web"})
+				lb.flush()
+			}
+			n := len(tb.calls)
+			for _, port := range []uint16{7301, 7002, 7203} {
+				lb.observe(syn(port))
+			}
+			lb.flush()
+			opened := len(tb.calls) > n
+			if opened == shared {
+				t.Errorf("the replayed sequence at b: opened = %v, want %v", opened, !shared)
+			}
+			if shared {
+				if got := lb.p.Doors[0].Sequence; len(got) != 3 || got[0].Port != 7011 {
+					t.Errorf("b's door sequence %v, want the next line's", got)
+				}
+				used, err := onetime.ReadUsed(lb.p.Doors[0].OneTimeUsed)
+				if err != nil || len(used) != 1 {
+					t.Errorf("b's state file: %v, %v; want the sequence recorded used", used, err)
+				}
+			}
+		})
 	}
 }

@@ -178,8 +178,11 @@ func (l *loop) decide(ds []knock.Decision) {
 			q.hook = l.hookFor("open", d.Door, d.Door.OnOpen, d.Src.String())
 			g := knockGrant(d)
 			var burn []string
-			if q.burn != nil {
+			switch {
+			case q.burn != nil:
 				burn = []string{fleet.TOTPBurn(q.burn.Client, q.burn.Counter)}
+			case q.oneTime != nil:
+				burn = []string{fleet.OneTimeBurn(q.oneTime.Key)}
 			}
 			q.pub = l.fleetPubFor(d.Door, g.Src, g.Ports, g.TTL, burn...)
 			l.queue(g, q)

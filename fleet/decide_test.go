@@ -83,8 +83,9 @@ func TestDecide(t *testing.T) {
 		{name: "rate limited", spent: true, want: ReasonRateLimited},
 		{name: "clock unsynchronised", unsynced: true, want: ReasonClockUnsynced},
 		{name: "spa and totp burns", edit: func(p *Payload) {
-			p.Burn = []string{SPABurn([32]byte{1, 2}), TOTPBurn("alice.laptop", 59_000_123)}
+			p.Burn = []string{SPABurn([32]byte{1, 2}), TOTPBurn("alice.laptop", 59_000_123), OneTimeBurn(strings.Repeat("ab", 32))}
 		}, want: ReasonNone},
+		{name: "short one-time burn", edit: func(p *Payload) { p.Burn = []string{OneTimeBurn("abcd")} }, want: ReasonBadJSON},
 		{name: "short spa burn", edit: func(p *Payload) { p.Burn = []string{"spa:sha256:00"} }, want: ReasonBadJSON},
 		{name: "uppercase spa burn", edit: func(p *Payload) { p.Burn = []string{strings.ToUpper(SPABurn([32]byte{0xab}))} }, want: ReasonBadJSON},
 		{name: "totp burn without counter", edit: func(p *Payload) { p.Burn = []string{"totp:alice:"} }, want: ReasonBadJSON},

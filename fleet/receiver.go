@@ -13,12 +13,13 @@ import (
 )
 
 // Burn is what a record says its grant used up at the origin, so that the
-// same secret is refused at every member: an SPA packet's replay key, or a
-// TOTP door's client and counter.
+// same secret is refused at every member: an SPA packet's replay key, a
+// TOTP door's client and counter, or a one-time sequence's key.
 type Burn struct {
 	SPA     *[32]byte // the SPA packet's replay key (spa.ReplayKey)
 	Client  string    // a TOTP burn: the door's client...
 	Counter uint64    // ...and the time step it knocked with
+	OneTime string    // a one-time burn: the sequence's key (onetime.Seq.Key, 64 hex)
 }
 
 // MaxBurns bounds the burn entries of one record.
@@ -26,6 +27,10 @@ const MaxBurns = 8
 
 // SPABurn is the burn entry of an SPA packet with replay key k.
 func SPABurn(k [32]byte) string { return "spa:sha256:" + hex.EncodeToString(k[:]) }
+
+// OneTimeBurn is the burn entry of a one-time sequence with key k
+// (onetime.Seq.Key: the SHA-256 of its steps, in hex).
+func OneTimeBurn(k string) string { return "onetime:sha256:" + k }
 
 // TOTPBurn is the burn entry of a TOTP knock by client at counter.
 func TOTPBurn(client string, counter uint64) string {
@@ -43,6 +48,12 @@ func parseBurn(s string) (Burn, error) {
 		var k [32]byte
 		copy(k[:], b)
 		return Burn{SPA: &k}, nil
+	case strings.HasPrefix(s, "onetime:sha256:"):
+		k := s[len("onetime:sha256:"):]
+		if b, err := hex.DecodeString(k); err != nil || len(b) != 32 || hex.EncodeToString(b) != k {
+			return Burn{}, fmt.Errorf("burn %q: want onetime:sha256: and 64 lowercase hex digits", s)
+		}
+		return Burn{OneTime: k}, nil
 	case strings.HasPrefix(s, "totp:"):
 		rest := s[len("totp:"):]
 		i := strings.LastIndexByte(rest, ':')
@@ -55,7 +66,7 @@ func parseBurn(s string) (Burn, error) {
 		}
 		return Burn{Client: rest[:i], Counter: n}, nil
 	}
-	return Burn{}, fmt.Errorf("burn %q: want spa:sha256:HEX or totp:CLIENT:COUNTER", s)
+	return Burn{}, fmt.Errorf("burn %q: want spa:sha256:HEX, onetime:sha256:HEX or totp:CLIENT:COUNTER", s)
 }
 
 // checkBurns validates a payload's burn entries (Decode refuses a record
