@@ -9,11 +9,12 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 BIN         := bin/sesame
 # go test flags; e.g. make test TESTFLAGS='-run TestX -v'
 TESTFLAGS   ?=
-# The modules with Go code: the product (go.mod) and the benchmark
-# (bench/go.mod: its plotting stays out of the product's go.mod). A
-# module's ./... stops at a nested module, so each is tested and linted in
-# turn. tools/go.mod only names the packaging tools (TOOL).
-MODULES     := . bench
+# The modules with Go code: the product (go.mod), the benchmark
+# (bench/go.mod: its plotting stays out of the product's go.mod) and the
+# fleet's integration tests (fleettest/go.mod: nats-server stays out of
+# it too). A module's ./... stops at a nested module, so each is tested
+# and linted in turn. tools/go.mod only names the packaging tools (TOOL).
+MODULES     := . bench fleettest
 TOOL        := $(GO) tool -modfile=tools/go.mod
 # Runs $(1) in every module (go -C DIR), all of them even if one fails.
 each         = st=0; for m in $(MODULES); do $(GO) -C $$m $(1) || st=1; done; exit $$st
@@ -82,6 +83,12 @@ demo: build
 	./e2e/deps.sh --demo
 	$(GO) build -trimpath -o bin/demo-listen ./e2e/demo-listen
 	SESAME_BIN=$(BIN) LISTEN_BIN=bin/demo-listen ./e2e/demo.sh
+
+# The real nats-server (v2.15.x, fleettest/go.mod's tool) for e2e and the
+# fleet demo: a test dependency, never part of sesame's binary.
+bin/nats-server: fleettest/go.mod fleettest/go.sum
+	mkdir -p bin
+	$(GO) -C fleettest build -trimpath -o $(CURDIR)/bin/nats-server github.com/nats-io/nats-server/v2
 
 clean:
 	rm -rf bin dist

@@ -83,7 +83,7 @@ type Status struct {
 	Duplicates uint64
 }
 
-// QueueSize bounds the records waiting to be published.
+// QueueSize bounds the records waiting to be published, per group.
 const QueueSize = 4096
 
 // Bucket settings used when the link creates a missing bucket.
@@ -115,6 +115,7 @@ type pubReq struct {
 type inItem struct {
 	rec  Record
 	live bool
+	done func() // not a record: run in the deliverer, in order
 }
 
 // bucketState is a bound group bucket.
@@ -130,9 +131,11 @@ type Link struct {
 	deliver func(Record)
 	now     func() time.Time
 
-	pubq chan pubReq
+	// One queue and one publisher per group, so that a group whose
+	// bucket is unusable does not hold up the others' records.
+	pubq map[string]chan pubReq
+	kick map[string]chan struct{} // the group's bucket was bound: retry now
 	in   chan inItem
-	kick chan struct{} // a bucket was bound: retry publishing now
 	ev   chan connEvent
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -179,9 +182,9 @@ func Open(cfg Config, deliver func(Record)) (*Link, error) {
 		log:     cfg.Log,
 		deliver: deliver,
 		now:     cfg.Now,
-		pubq:    make(chan pubReq, QueueSize),
+		pubq:    map[string]chan pubReq{},
+		kick:    map[string]chan struct{}{},
 		in:      make(chan inItem, 1024),
-		kick:    make(chan struct{}, 1),
 		ev:      make(chan connEvent, 16),
 		stop:    make(chan struct{}),
 		buckets: map[string]bucketState{},
@@ -192,10 +195,16 @@ func Open(cfg Config, deliver func(Record)) (*Link, error) {
 	if l.now == nil {
 		l.now = time.Now
 	}
-	l.wg.Add(3)
+	for _, g := range cfg.Publish {
+		l.pubq[g] = make(chan pubReq, QueueSize)
+		l.kick[g] = make(chan struct{}, 1)
+	}
+	l.wg.Add(2 + len(cfg.Publish))
 	go l.run()
-	go l.publisher()
 	go l.deliverer()
+	for _, g := range cfg.Publish {
+		go l.publisher(g)
+	}
 	return l, nil
 }
 
@@ -205,8 +214,10 @@ func (l *Link) Close() {
 	l.once.Do(func() {
 		close(l.stop)
 		l.wg.Wait()
-		if n := len(l.pubq); n > 0 {
-			l.log.Warn(logevent.FleetPublishFailed, "abandoned", n, "err", "the fleet link closed")
+		for g, q := range l.pubq {
+			if n := len(q); n > 0 {
+				l.log.Warn(logevent.FleetPublishFailed, "group", g, "abandoned", n, "err", "the fleet link closed")
+			}
 		}
 	})
 }
@@ -220,12 +231,13 @@ func (l *Link) Status() Status {
 
 // Publish queues env to be written to group under the key
 // "<Member>.<id>" and returns at once. It returns false, and queues
-// nothing, if group is not one of cfg.Publish, id is not a record id, or
-// the queue is full (counted in Status.Dropped). The record is retried
+// nothing, if group is not one of cfg.Publish, id is not a record id, env
+// is empty or larger than MaxValueSize, or the queue is full (counted in
+// Status.Dropped). The record is retried
 // until one second before notAfter, then given up (logged as
 // fleet-publish-failed).
 func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
-	if !contains(l.cfg.Publish, group) || !validID(id) {
+	if !contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
 		return false
 	}
 	select {
@@ -234,7 +246,7 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 	default:
 	}
 	select {
-	case l.pubq <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
+	case l.pubq[group] <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
 		return true
 	default:
 		l.mu.Lock()
@@ -261,9 +273,7 @@ func (l *Link) run() {
 	for {
 		nc, err := l.connect()
 		if err != nil {
-			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
-				l.log.Warn(logevent.FleetDisconnected, "err", err, "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDisconnected, logevent.FleetDisconnected, "err", err)
 			select {
 			case <-l.stop:
 				return
@@ -296,16 +306,12 @@ func (l *Link) connect() (*nats.Conn, error) {
 		nats.ReconnectHandler(func(*nats.Conn) { l.event(evConnected) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			l.setConnected(false, "")
-			if ok, n := l.rl.allow(logevent.FleetDisconnected); ok {
-				l.log.Warn(logevent.FleetDisconnected, "err", errText(err), "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDisconnected, logevent.FleetDisconnected, "err", errText(err))
 			l.event(evDisconnected)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { l.event(evClosed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if ok, n := l.rl.allow(logevent.FleetDenied); ok {
-				l.log.Warn(logevent.FleetDenied, "err", err, "suppressed", n)
-			}
+			l.logLimited(slog.LevelWarn, logevent.FleetDenied, logevent.FleetDenied, "err", err)
 		}),
 	}
 	if l.cfg.Creds != "" {
@@ -389,9 +395,8 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 		}
 		_ = sub.SetPendingLimits(1<<16, 64<<20)
 	}
-	if nc.IsConnected() {
-		l.event(evConnected)
-	}
+	// ConnectHandler reports the first connection (immediate or not),
+	// ReconnectHandler the others.
 	for {
 		select {
 		case <-l.stop:
@@ -409,9 +414,7 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 				}
 				cancel()
 				l.setConnected(true, nc.ConnectedUrlRedacted())
-				if ok, n := l.rl.allow(logevent.FleetConnected); ok {
-					l.log.Info(logevent.FleetConnected, "server", nc.ConnectedUrlRedacted(), "suppressed", n)
-				}
+				l.logLimited(slog.LevelInfo, logevent.FleetConnected, logevent.FleetConnected, "server", nc.ConnectedUrlRedacted())
 				ctx, c := context.WithCancel(context.Background())
 				cancel = c
 				setupWG.Add(1)
@@ -469,7 +472,7 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			l.buckets[g] = bs
 			l.mu.Unlock()
 			select {
-			case l.kick <- struct{}{}:
+			case l.kick[g] <- struct{}{}:
 			default:
 			}
 			if contains(l.cfg.Receive, g) {
@@ -486,11 +489,23 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 		}
 	}
 	if len(l.cfg.Receive) > 0 {
-		l.mu.Lock()
-		l.st.CatchingUp = false
-		l.st.CatchUps++
-		l.st.LastCatchUp = time.Now()
-		l.mu.Unlock()
+		// Done once the deliverer has handed over every caught-up record.
+		l.after(ctx, func() {
+			l.mu.Lock()
+			l.st.CatchingUp = false
+			l.st.CatchUps++
+			l.st.LastCatchUp = time.Now()
+			l.mu.Unlock()
+		})
+	}
+}
+
+// after runs f in the deliverer once it has delivered every record queued
+// before.
+func (l *Link) after(ctx context.Context, f func()) {
+	select {
+	case l.in <- inItem{done: f}:
+	case <-ctx.Done():
 	}
 }
 
@@ -507,9 +522,7 @@ func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 		if ctx.Err() != nil {
 			return bucketState{}, false
 		}
-		if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-			l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err", err, "suppressed", n)
-		}
+		l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err", err)
 		select {
 		case <-ctx.Done():
 			return bucketState{}, false
@@ -557,10 +570,8 @@ func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 		cfg := kst.StreamInfo().Config
 		bs.ttlOK = cfg.AllowMsgTTL
 		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && contains(l.cfg.Receive, group) {
-			if ok, n := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-				l.log.Error(logevent.FleetBucketError, "bucket", bucket, "err",
-					fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)), "suppressed", n)
-			}
+			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
+				fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)))
 		}
 	}
 	return bs, nil
@@ -635,19 +646,16 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 	for {
 		n, err := l.catchUpOnce(ctx, group, kv)
 		if err == nil {
-			took := time.Since(start)
-			if ok, s := l.rl.allow(logevent.FleetCatchUp + "/" + group); ok {
-				l.log.Info(logevent.FleetCatchUp, "group", group, "records", n, "took", took.Round(time.Millisecond), "suppressed", s)
-			}
+			l.after(ctx, func() {
+				l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "took", time.Since(start).Round(time.Millisecond))
+			})
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		if ok, s := l.rl.allow(logevent.FleetBucketError + "/" + group); ok {
-			l.log.Error(logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, group), "err",
-				&bucketError{op: "catch up", need: "publish permission on $JS.API.CONSUMER.CREATE." + Stream(l.cfg.Fleet, group) + ".> and subscribe permission on _INBOX.>", err: err}, "suppressed", s)
-		}
+		l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", Bucket(l.cfg.Fleet, group), "err",
+			&bucketError{op: "catch up", need: "publish permission on $JS.API.CONSUMER.CREATE." + Stream(l.cfg.Fleet, group) + ".> and subscribe permission on _INBOX.>", err: err})
 		select {
 		case <-ctx.Done():
 			return false
@@ -658,9 +666,16 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 }
 
 func (l *Link) catchUpOnce(ctx context.Context, group string, kv jetstream.KeyValue) (int, error) {
-	wctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	// The watcher lives as long as its context: cancel it only if the
+	// watch cannot start in time, and when done.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(requestTimeout, cancel)
 	w, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
-	cancel()
+	if !timer.Stop() && err == nil {
+		_ = w.Stop()
+		err = errors.New("the watch timed out")
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -756,12 +771,16 @@ func (l *Link) deliverer() {
 			return
 		case it = <-l.in:
 		}
+		if it.done != nil {
+			it.done()
+			continue
+		}
 		r := recent[it.rec.Group]
 		if r == nil {
 			r = newSeqRing(4096)
 			recent[it.rec.Group] = r
 		}
-		if it.rec.Seq != 0 && !r.add(it.rec.Seq) {
+		if it.rec.Seq != 0 && !r.add(it.rec.Seq, Key(it.rec.From, it.rec.ID)) {
 			l.mu.Lock()
 			l.st.Duplicates++
 			l.mu.Unlock()
@@ -779,40 +798,46 @@ func (l *Link) deliverer() {
 	}
 }
 
-// seqRing remembers the last n sequences added.
+// seqRing remembers the last n (sequence, key) pairs added. A duplicate
+// has the same sequence and the same key: a bucket that was deleted and
+// created again numbers its records from 1 again, and those are new.
 type seqRing struct {
-	set  map[uint64]struct{}
+	set  map[uint64]string // sequence -> member.id
 	ring []uint64
 	next int
 }
 
 func newSeqRing(n int) *seqRing {
-	return &seqRing{set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+	return &seqRing{set: make(map[uint64]string, n), ring: make([]uint64, n)}
 }
 
-// add remembers seq and reports whether it was new.
-func (r *seqRing) add(seq uint64) bool {
-	if _, ok := r.set[seq]; ok {
-		return false
+// add remembers seq with its key and reports whether the pair was new.
+func (r *seqRing) add(seq uint64, key string) bool {
+	if k, ok := r.set[seq]; ok {
+		if k == key {
+			return false
+		}
+		r.set[seq] = key // the same sequence in a new stream
+		return true
 	}
 	if old := r.ring[r.next]; old != 0 {
 		delete(r.set, old)
 	}
 	r.ring[r.next] = seq
 	r.next = (r.next + 1) % len(r.ring)
-	r.set[seq] = struct{}{}
+	r.set[seq] = key
 	return true
 }
 
-// publisher writes the queued records, one at a time, each retried until
-// its give-up time.
-func (l *Link) publisher() {
+// publisher writes group's queued records, one at a time, each retried
+// until its give-up time.
+func (l *Link) publisher(group string) {
 	defer l.wg.Done()
 	for {
 		select {
 		case <-l.stop:
 			return
-		case r := <-l.pubq:
+		case r := <-l.pubq[group]:
 			if !l.publish(r) {
 				return
 			}
@@ -876,7 +901,7 @@ func (l *Link) publish(r pubReq) bool {
 			t.Stop()
 			l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", "the fleet link closed")
 			return false
-		case <-l.kick:
+		case <-l.kick[r.group]:
 		case <-t.C:
 		}
 		t.Stop()
@@ -890,9 +915,20 @@ func (l *Link) publishFailed(r pubReq, err error, attempts int) {
 	l.mu.Lock()
 	l.st.PublishFailed++
 	l.mu.Unlock()
-	if ok, n := l.rl.allow(logevent.FleetPublishFailed); ok {
-		l.log.Warn(logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", err, "attempts", attempts, "suppressed", n)
+	l.logLimited(slog.LevelWarn, logevent.FleetPublishFailed, logevent.FleetPublishFailed, "group", r.group, "id", r.id, "err", err, "attempts", attempts)
+}
+
+// logLimited logs msg at level unless key is over its rate; the first
+// line let through after some were held back says how many.
+func (l *Link) logLimited(level slog.Level, key, msg string, args ...any) {
+	ok, n := l.rl.allow(key)
+	if !ok {
+		return
 	}
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	l.log.Log(context.Background(), level, msg, args...)
 }
 
 // rateLog lets through, per key, bursts of 10 lines and then one line

@@ -190,15 +190,22 @@ func TestSeqRing(t *testing.T) {
 	t.Parallel()
 	r := newSeqRing(3)
 	for _, s := range []uint64{1, 2, 3} {
-		if !r.add(s) {
+		if !r.add(s, "a."+testID) {
 			t.Fatalf("add(%d) not new", s)
 		}
 	}
-	if r.add(2) {
+	if r.add(2, "a."+testID) {
 		t.Error("add(2) twice: new")
 	}
-	r.add(4) // evicts 1
-	if !r.add(1) {
+	// The same sequence with another key: a bucket created anew.
+	if !r.add(2, "b."+testID) {
+		t.Error("sequence 2 of another record: not new")
+	}
+	if r.add(2, "b."+testID) {
+		t.Error("add(2, b) twice: new")
+	}
+	r.add(4, "a."+testID) // evicts 1
+	if !r.add(1, "a."+testID) {
 		t.Error("1 was evicted: want new")
 	}
 }
@@ -265,6 +272,9 @@ func TestOpenOffline(t *testing.T) {
 	}
 	if l.Publish("web", "not-an-id", []byte("x"), notAfter) {
 		t.Error("Publish with a bad id: queued")
+	}
+	if l.Publish("web", testID, make([]byte, MaxValueSize+1), notAfter) || l.Publish("web", testID, nil, notAfter) {
+		t.Error("Publish of an oversized or empty envelope: queued")
 	}
 	queued := 0
 	for range QueueSize + 10 {
