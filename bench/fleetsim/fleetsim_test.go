@@ -83,15 +83,19 @@ func TestMemberAppliesWhatTheReceiverAccepts(t *testing.T) {
 	self := fleet.Self{Fleet: fleetName, Groups: []string{group},
 		Doors: map[string]fleet.Door{doorName: {Open: ports, OpenFor: doorOpenFor}}, MaxSkew: maxSkew}
 	tr := newTracker()
-	m := &member{t: tr, set: map[int32]appliedGrant{}, recv: fleet.NewReceiver(ms, self, seenCap, rate, burst)}
+	m := newMember(origins[1], tr, fleet.NewReceiver(ms, self, seenCap, rate, burst))
+	carrier := newMember(origins[0], tr, nil)
 	now := time.Now()
 	id, env, err := origins[0].Record(fleet.KindOpen, group, doorName, srcAddr(1), ports, 30*time.Second, now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &grant{published: now}
+	g := &grant{published: now, restart: true}
 	tr.add(id, g)
+	m.want, carrier.want = 1, 1
 	m.deliver(natslink.Record{Group: group, From: origins[0].Member, ID: id, Data: env})
+	carrier.deliver(natslink.Record{Group: group, From: origins[0].Member, ID: id, Data: env})
+	carrier.deliver(natslink.Record{Group: group, From: origins[0].Member, ID: id, Data: env})
 	// The same record again (a catch-up): refused as a replay.
 	m.deliver(natslink.Record{Group: group, From: origins[0].Member, ID: id, Data: env})
 	// Written under the other member's name: refused.
@@ -99,6 +103,19 @@ func TestMemberAppliesWhatTheReceiverAccepts(t *testing.T) {
 	m.deliver(natslink.Record{Group: group, From: origins[1].Member, ID: id2, Data: env2})
 	if n := g.applied.Load(); n != 1 {
 		t.Fatalf("grant applied %d times, want 1", n)
+	}
+	// Delivered to both, once each (the carrier's second delivery is a
+	// duplicate); both hold it, the carrier without applying anything.
+	if n := g.delivered.Load(); n != 2 {
+		t.Errorf("grant delivered %d times, want 2", n)
+	}
+	for _, x := range []*member{m, carrier} {
+		if h, full := x.restartState(); h != 1 || full == 0 {
+			t.Errorf("%s holds %d restart records (full at %d), want 1", x.name, h, full)
+		}
+	}
+	if len(carrier.set) != 0 {
+		t.Errorf("the carrier applied %v", carrier.set)
 	}
 	e, ok := m.set[g.idx]
 	if !ok || len(m.set) != 1 {
@@ -119,8 +136,9 @@ func TestMemberAppliesWhatTheReceiverAccepts(t *testing.T) {
 func TestWriteDocs(t *testing.T) {
 	r := &Result{Start: time.Now(), Connect: map[string]time.Duration{"m100d0": time.Second}, Refused: map[string]int64{}}
 	for _, m := range []int{100, 500} {
-		r.Cells = append(r.Cells, Cell{Members: m, Rate: 10, Grants: 3, Complete: 3,
-			Ack: []time.Duration{time.Millisecond}, Last: []time.Duration{time.Duration(m) * 100 * time.Microsecond, 20 * time.Millisecond, 30 * time.Millisecond}})
+		last := []time.Duration{time.Duration(m) * 100 * time.Microsecond, 20 * time.Millisecond, 30 * time.Millisecond}
+		r.Cells = append(r.Cells, Cell{Members: m, Checkers: 100, Rate: 10, Grants: 3, Complete: 3,
+			Ack: []time.Duration{time.Millisecond}, Last: last, LastDelivery: last[1:]})
 	}
 	r.Restart = &RestartResult{Members: 500, Records: 1000, Converge: []time.Duration{time.Second}, Converged: 1}
 	dir := t.TempDir()
@@ -131,7 +149,7 @@ func TestWriteDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| 100 | 10 | none | 3 (3) | 1.0 / 1.0 | 20.0 / 30.0 |", "| 500 | 10 |", "| 1 of 500 |", PlotPNG} {
+	for _, want := range []string{"| 100 (all) | 10 | none | 3 (3) | 1.0 / 1.0 | 20.0 / 30.0 | 20.0 / 30.0 |", "| 500 (100) | 10 | none | 3 (3) | 1.0 / 1.0 | 30.0 / 50.0 | 20.0 / 30.0 |", "| 1 of 500 |", PlotPNG} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("perf-fleet.md lacks %q", want)
 		}

@@ -47,6 +47,14 @@ type Options struct {
 	// stopped, OutageRecords published while they are down, and every
 	// server started again.
 	RestartMembers, RestartRecords, OutageRecords int
+	// Checkers is how many members of each phase run the daemon's
+	// fleet.Receiver and fake set (0: all); the others only carry (their
+	// links connect, subscribe, catch up and deliver; the benchmark
+	// records the delivery).
+	Checkers int
+	// FullCheck adds a last phase with the most members, no delay, the
+	// rate 10/s (or the first rate) and every member checking.
+	FullCheck bool
 	// ConvergeFor bounds the wait for every member to converge after the
 	// restart; 0 is a minute.
 	ConvergeFor time.Duration
@@ -68,8 +76,12 @@ type Cell struct {
 	Grants  int           // published
 	// Complete counts the grants every member applied within Settle.
 	Complete int
+	Checkers int             // members that run the receiver and fake set
 	Ack      []time.Duration // the link's publish ack latency (Status.PublishAck)
-	Last     []time.Duration // publish to the last member's apply, complete grants
+	// Last is, per complete grant, from publish to the last checking
+	// member's apply; LastDelivery to the last member's link delivering
+	// it (before the receiver's checks).
+	Last, LastDelivery []time.Duration
 	// Usage over the cell (publish start to settled): CPU as a fraction
 	// of one core, RSS at its end.
 	Wall                    time.Duration
@@ -81,11 +93,11 @@ type Cell struct {
 
 // RestartResult is the outcome of the restart test.
 type RestartResult struct {
-	Members, Records, Outage int
-	Load                     time.Duration // to apply Records everywhere
-	Loaded                   int           // members holding all Records before the restart
-	Down                     time.Duration // all servers stopped to all started
-	Ready                    time.Duration // all started to every server healthy with JetStream
+	Members, Checkers, Records, Outage int
+	Load                               time.Duration // to apply Records everywhere
+	Loaded                             int           // members holding all Records before the restart
+	Down                               time.Duration // all servers stopped to all started
+	Ready                              time.Duration // all started to every server healthy with JetStream
 	// Bucket is from all started to the group's bucket answering a
 	// status request (a client of the benchmark's own, retrying every
 	// 100 ms): when the cluster can serve a catch-up again.
@@ -163,10 +175,21 @@ func Run(o Options) (*Result, error) {
 	for _, d := range o.Delays {
 		for _, m := range o.Members {
 			restart := !restartDone && d == 0 && m == o.RestartMembers && o.RestartRecords > 0
-			if err := runPhase(&o, cl, t, res, m, d, restart); err != nil {
+			ph := phase{members: m, delay: d, checkers: o.Checkers, rates: o.Rates, restart: restart}
+			if err := runPhase(&o, cl, t, res, ph); err != nil {
 				return res, err
 			}
 			restartDone = restartDone || restart
+		}
+	}
+	if o.FullCheck && o.Checkers > 0 && o.Checkers < slices.Max(o.Members) {
+		r := o.Rates[0]
+		if slices.Contains(o.Rates, 10) {
+			r = 10
+		}
+		ph := phase{members: slices.Max(o.Members), checkers: 0, rates: []float64{r}}
+		if err := runPhase(&o, cl, t, res, ph); err != nil {
+			return res, err
 		}
 	}
 	c := &t.counts
@@ -180,8 +203,25 @@ func Run(o Options) (*Result, error) {
 	return res, nil
 }
 
-func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, m int, d time.Duration, restart bool) error {
+// phase is one set of members (a fresh group) and what runs on it.
+type phase struct {
+	members  int
+	delay    time.Duration
+	checkers int // 0: all
+	rates    []float64
+	restart  bool
+}
+
+func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, ph phase) error {
+	m, d := ph.members, ph.delay
+	checkers := ph.checkers
+	if checkers <= 0 || checkers > m {
+		checkers = m
+	}
 	group := fmt.Sprintf("m%dd%d", m, d.Milliseconds())
+	if checkers == m && ph.checkers == 0 && o.Checkers > 0 && o.Checkers < m {
+		group += "full"
+	}
 	origins, ms, err := phaseMembers(m, group)
 	if err != nil {
 		return err
@@ -207,11 +247,15 @@ func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, m int, d time.Du
 	self := fleet.Self{Fleet: fleetName, Groups: []string{group},
 		Doors: map[string]fleet.Door{doorName: {Open: ports, OpenFor: doorOpenFor}}, MaxSkew: maxSkew}
 	members := make([]*member, m)
-	o.logf("phase %s: %d members, delay %s: connecting", group, m, d)
+	o.logf("phase %s: %d members (%d checking), delay %s: connecting", group, m, checkers, d)
 	t0 := time.Now()
 	for i, org := range origins {
-		mb := &member{name: org.Member, origin: org, t: t, set: map[int32]appliedGrant{},
-			recv: fleet.NewReceiver(ms, self, seenCap, rate, burst)}
+		// The checking members are spread over the servers like the rest.
+		var recv *fleet.Receiver
+		if i < checkers {
+			recv = fleet.NewReceiver(ms, self, seenCap, rate, burst)
+		}
+		mb := newMember(org, t, recv)
 		// Rotate the server list so that members spread over the servers
 		// (nats.go also shuffles it).
 		srv := append(slices.Clone(servers[i%3:]), servers[:i%3]...)
@@ -238,17 +282,17 @@ func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, m int, d time.Du
 	}
 	res.Connect[group] = time.Since(t0)
 	o.logf("phase %s: connected in %s", group, res.Connect[group].Round(time.Millisecond))
-	for _, r := range o.Rates {
-		c, err := runCell(o, cl, t, members, group, r, proxyPID)
+	for _, r := range ph.rates {
+		c, err := runCell(o, cl, t, members, checkers, group, r, proxyPID)
 		if err != nil {
 			return err
 		}
 		c.Delay = d
 		res.Cells = append(res.Cells, c)
-		o.logf("cell m=%d rate=%g delay=%s: %d/%d complete; ack p50 %s p99 %s; last p50 %s p99 %s; servers %.0f%% sim %.0f%%",
-			m, r, d, c.Complete, c.Grants, pct(c.Ack, 50), pct(c.Ack, 99), pct(c.Last, 50), pct(c.Last, 99), 100*c.ServerCPU, 100*c.SimCPU)
+		o.logf("cell m=%d (%d checking) rate=%g delay=%s: %d/%d complete; ack p50 %s p99 %s; last apply p50 %s p99 %s; last delivery p50 %s p99 %s; servers %.0f%% sim %.0f%%",
+			m, checkers, r, d, c.Complete, c.Grants, pct(c.Ack, 50), pct(c.Ack, 99), pct(c.Last, 50), pct(c.Last, 99), pct(c.LastDelivery, 50), pct(c.LastDelivery, 99), 100*c.ServerCPU, 100*c.SimCPU)
 	}
-	if restart {
+	if ph.restart {
 		rr, err := runRestart(o, cl, t, members, group)
 		if err != nil {
 			return err
@@ -359,8 +403,14 @@ func (p *publisher) poll() {
 	}
 }
 
-func runCell(o *Options, cl *Cluster, t *tracker, members []*member, group string, r float64, proxyPID int) (Cell, error) {
-	c := Cell{Members: len(members), Rate: r}
+// done reports whether g was applied by every checking member and
+// delivered to every member.
+func (g *grant) done(members, checkers int) bool {
+	return int(g.applied.Load()) >= checkers && int(g.delivered.Load()) >= members
+}
+
+func runCell(o *Options, cl *Cluster, t *tracker, members []*member, checkers int, group string, r float64, proxyPID int) (Cell, error) {
+	c := Cell{Members: len(members), Checkers: checkers, Rate: r}
 	n := min(o.MaxGrants, max(1, int(r*o.CellFor.Seconds())))
 	p := &publisher{t: t, members: members, group: group, openFor: o.OpenFor, busy: map[*member]inflight{}}
 	before := usages(cl, proxyPID)
@@ -388,7 +438,7 @@ func runCell(o *Options, cl *Cluster, t *tracker, members []*member, group strin
 		p.poll()
 		done := len(p.busy) == 0
 		for _, g := range gs {
-			if int(g.applied.Load()) < len(members) {
+			if !g.done(len(members), checkers) {
 				done = false
 				break
 			}
@@ -405,9 +455,10 @@ func runCell(o *Options, cl *Cluster, t *tracker, members []*member, group strin
 	c.ProxyCPU = float64(after.proxy.CPU-before.proxy.CPU) / float64(c.Wall)
 	c.ServerRSSKiB, c.SimRSSKiB = after.server.RSSKiB, after.self.RSSKiB
 	for _, g := range gs {
-		if int(g.applied.Load()) >= len(members) {
+		if g.done(len(members), checkers) {
 			c.Complete++
 			c.Last = append(c.Last, time.Duration(g.last.Load()-g.published.UnixNano()))
+			c.LastDelivery = append(c.LastDelivery, time.Duration(g.lastDeliv.Load()-g.published.UnixNano()))
 		}
 	}
 	c.Ack = p.acks
@@ -442,6 +493,11 @@ func usages(cl *Cluster, proxyPID int) usageSet {
 func runRestart(o *Options, cl *Cluster, t *tracker, members []*member, group string) (*RestartResult, error) {
 	rr := &RestartResult{Members: len(members), Records: o.RestartRecords, Outage: o.OutageRecords}
 	for _, mb := range members {
+		if mb.recv != nil {
+			rr.Checkers++
+		}
+	}
+	for _, mb := range members {
 		mb.mu.Lock()
 		mb.want = o.RestartRecords + o.OutageRecords
 		mb.mu.Unlock()
@@ -466,7 +522,7 @@ func runRestart(o *Options, cl *Cluster, t *tracker, members []*member, group st
 	}
 	all := func() bool {
 		for _, g := range gs {
-			if int(g.applied.Load()) < len(members) {
+			if !g.done(len(members), rr.Checkers) {
 				return false
 			}
 		}

@@ -33,6 +33,8 @@ func main() {
 	restartMembers := flag.Int("restart-members", 1000, "run the restart test in the phase with this many members and no delay (0: none)")
 	restartRecords := flag.Int("restart-records", 1000, "live records before the restart")
 	outage := flag.Int("outage-records", 20, "records published while every server is down")
+	checkers := flag.Int("checkers", 100, "members of each phase that run the receiver's checks (0: all); the others only carry")
+	fullCheck := flag.Bool("full-check", true, "add a phase with the most members, 10 grants/s and every member checking")
 	logMembers := flag.Int("log-members", 0, "how many members' fleet links log to stderr")
 	out := flag.String("out", "", "write perf-fleet.md and its plot to this directory")
 	command := flag.String("command", "make fleetsim", "the command to name in perf-fleet.md")
@@ -48,6 +50,7 @@ func main() {
 		OpenFor:        30 * time.Second,
 		RestartMembers: *restartMembers, RestartRecords: *restartRecords, OutageRecords: *outage,
 		Proxy: childProxy, Log: os.Stderr, LogMembers: *logMembers,
+		Checkers: *checkers, FullCheck: *fullCheck,
 	}
 	var err error
 	if o.Members, err = ints(*members); err != nil {
