@@ -106,9 +106,12 @@ type member struct {
 	origin fleet.Origin
 	link   *natslink.Link
 	recv   *fleet.Receiver // nil: a carrier; used by the link's deliver goroutine only
-	t      *tracker
-	expire time.Time
-	got    map[int32]struct{} // grants delivered; the deliver goroutine's
+	// checking is false while a member with a receiver only carries (a
+	// cell with fewer checkers than its phase).
+	checking atomic.Bool
+	t        *tracker
+	expire   time.Time
+	got      map[int32]struct{} // grants delivered; the deliver goroutine's
 
 	mu      sync.Mutex
 	set     map[int32]appliedGrant
@@ -119,7 +122,9 @@ type member struct {
 
 // newMember returns a member for org; recv nil makes it a carrier.
 func newMember(org fleet.Origin, t *tracker, recv *fleet.Receiver) *member {
-	return &member{name: org.Member, origin: org, t: t, recv: recv, set: map[int32]appliedGrant{}, got: map[int32]struct{}{}}
+	m := &member{name: org.Member, origin: org, t: t, recv: recv, set: map[int32]appliedGrant{}, got: map[int32]struct{}{}}
+	m.checking.Store(recv != nil)
+	return m
 }
 
 func (m *member) deliver(r natslink.Record) {
@@ -129,14 +134,14 @@ func (m *member) deliver(r natslink.Record) {
 			m.got[g.idx] = struct{}{}
 			g.delivered.Add(1)
 			storeMax(&g.lastDeliv, now.UnixNano())
-			if m.recv == nil && g.restart {
+			if !m.checking.Load() && g.restart {
 				m.mu.Lock()
 				m.hold(now)
 				m.mu.Unlock()
 			}
 		}
 	}
-	if m.recv == nil {
+	if !m.checking.Load() {
 		return
 	}
 	a := m.recv.Receive(r.Data, r.From, now)

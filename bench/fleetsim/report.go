@@ -85,7 +85,8 @@ verification (about 0.1 ms here; in a real fleet each host spends it on its
 own CPU): with all 1,000 members checking, 10 grants/s is 10,000
 verifications a second, more than these cores give. So in the matrix only
 the first %d members of a phase (spread over the servers like the others)
-check; the others carry: their links connect, subscribe, catch up and
+check, and fewer at high rates, so that a cell asks at most %.0f
+verifications a second (the checking column); the others carry: their links connect, subscribe, catch up and
 deliver like every member's, and the benchmark records each delivery. The
 last phase (marked "all") has every one of 1,000 members checking at 10
 grants/s, to show that cost. A phase starts once every member has connected
@@ -118,7 +119,7 @@ every grant.
 ## Results
 
 `, command, r.Start.UTC().Format("2006-01-02 15:04 MST"), r.Took.Round(time.Second), cpuModel(), runtime.NumCPU(), runtime.Version(),
-		seenCap, rate, burst, o.Checkers, o.CellFor, o.MaxGrants, o.OpenFor, o.Settle, r.NoFile)
+		seenCap, rate, burst, o.Checkers, o.VerifyBudget, o.CellFor, o.MaxGrants, o.OpenFor, o.Settle, r.NoFile)
 	b.WriteString(Table(r))
 	b.WriteString("\nConnect (every member connected, its bucket bound and caught up): ")
 	var ph []string

@@ -52,6 +52,11 @@ type Options struct {
 	// links connect, subscribe, catch up and deliver; the benchmark
 	// records the delivery).
 	Checkers int
+	// VerifyBudget caps, in a phase with carriers, the Ed25519
+	// verifications a second that a cell asks of the checking members:
+	// a cell at rate r has min(Checkers, VerifyBudget/r) checking (0: no
+	// cap).
+	VerifyBudget float64
 	// FullCheck adds a last phase with the most members, no delay, the
 	// rate 10/s (or the first rate) and every member checking.
 	FullCheck bool
@@ -74,7 +79,8 @@ type Cell struct {
 	Delay   time.Duration
 	For     time.Duration // publishing time
 	Grants  int           // published
-	// Complete counts the grants every member applied within Settle.
+	// Complete counts the grants that every checking member applied and
+	// every member got within Settle.
 	Complete int
 	Checkers int             // members that run the receiver and fake set
 	Ack      []time.Duration // the link's publish ack latency (Status.PublishAck)
@@ -283,14 +289,24 @@ func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, ph phase) error 
 	res.Connect[group] = time.Since(t0)
 	o.logf("phase %s: connected in %s", group, res.Connect[group].Round(time.Millisecond))
 	for _, r := range ph.rates {
-		c, err := runCell(o, cl, t, members, checkers, group, r, proxyPID)
+		k := checkers
+		if o.VerifyBudget > 0 && checkers < m {
+			k = max(1, min(checkers, int(o.VerifyBudget/r)))
+		}
+		for i, mb := range members {
+			mb.checking.Store(mb.recv != nil && i < k)
+		}
+		c, err := runCell(o, cl, t, members, k, group, r, proxyPID)
 		if err != nil {
 			return err
 		}
 		c.Delay = d
 		res.Cells = append(res.Cells, c)
 		o.logf("cell m=%d (%d checking) rate=%g delay=%s: %d/%d complete; ack p50 %s p99 %s; last apply p50 %s p99 %s; last delivery p50 %s p99 %s; servers %.0f%% sim %.0f%%",
-			m, checkers, r, d, c.Complete, c.Grants, pct(c.Ack, 50), pct(c.Ack, 99), pct(c.Last, 50), pct(c.Last, 99), pct(c.LastDelivery, 50), pct(c.LastDelivery, 99), 100*c.ServerCPU, 100*c.SimCPU)
+			m, k, r, d, c.Complete, c.Grants, pct(c.Ack, 50), pct(c.Ack, 99), pct(c.Last, 50), pct(c.Last, 99), pct(c.LastDelivery, 50), pct(c.LastDelivery, 99), 100*c.ServerCPU, 100*c.SimCPU)
+	}
+	for _, mb := range members {
+		mb.checking.Store(mb.recv != nil)
 	}
 	if ph.restart {
 		rr, err := runRestart(o, cl, t, members, group)

@@ -27,13 +27,14 @@ func main() {
 	members := flag.String("members", "100,500,1000", "member counts")
 	rates := flag.String("rates", "1,10,100", "grants a second")
 	delays := flag.String("delays", "0,5ms", "delay the proxy adds each way (0: members connect directly)")
-	cellFor := flag.Duration("cell", 10*time.Second, "how long each rate publishes")
-	maxGrants := flag.Int("max-grants", 300, "grants per cell at most")
+	cellFor := flag.Duration("cell", 20*time.Second, "how long each rate publishes")
+	maxGrants := flag.Int("max-grants", 600, "grants per cell at most")
 	settle := flag.Duration("settle", 30*time.Second, "wait at most this long after a cell for every member to apply every grant")
 	restartMembers := flag.Int("restart-members", 1000, "run the restart test in the phase with this many members and no delay (0: none)")
 	restartRecords := flag.Int("restart-records", 1000, "live records before the restart")
 	outage := flag.Int("outage-records", 20, "records published while every server is down")
 	checkers := flag.Int("checkers", 100, "members of each phase that run the receiver's checks (0: all); the others only carry")
+	budget := flag.Float64("verify-budget", 2000, "at most this many Ed25519 verifications a second per cell in phases with carriers (fewer checking members at high rates; 0: no cap)")
 	fullCheck := flag.Bool("full-check", true, "add a phase with the most members, 10 grants/s and every member checking")
 	logMembers := flag.Int("log-members", 0, "how many members' fleet links log to stderr")
 	out := flag.String("out", "", "write perf-fleet.md and its plot to this directory")
@@ -50,7 +51,7 @@ func main() {
 		OpenFor:        30 * time.Second,
 		RestartMembers: *restartMembers, RestartRecords: *restartRecords, OutageRecords: *outage,
 		Proxy: childProxy, Log: os.Stderr, LogMembers: *logMembers,
-		Checkers: *checkers, FullCheck: *fullCheck,
+		Checkers: *checkers, FullCheck: *fullCheck, VerifyBudget: *budget,
 	}
 	var err error
 	if o.Members, err = ints(*members); err != nil {
