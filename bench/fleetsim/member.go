@@ -67,6 +67,7 @@ type stats struct {
 	applied    atomic.Int64
 	violations atomic.Int64 // applied_at + timeout > not_after + max_skew
 	overshoot  atomic.Int64 // max of applied_at + timeout - not_after, ns
+	gap        atomic.Int64 // max from the receiver's clock reading to the apply, ns
 	refused    [32]atomic.Int64
 	unknown    atomic.Int64 // applied records the tracker did not know
 }
@@ -144,20 +145,23 @@ func (m *member) deliver(r natslink.Record) {
 	if !m.checking.Load() {
 		return
 	}
-	a := m.recv.Receive(r.Data, r.From, now)
-	if !a.Applies() {
-		m.t.counts.refused[a.Reason%32].Add(1)
-		return
-	}
-	m.recv.Landed(a)
 	if now.Sub(m.expire) > time.Second {
 		m.recv.Expire(now)
 		m.expire = now
 		m.prune(now)
 	}
+	// As the daemon: decide, write the element with the decision's
+	// timeout, then remember the record.
+	a := m.recv.Receive(r.Data, r.From, now)
+	if !a.Applies() {
+		m.t.counts.refused[a.Reason%32].Add(1)
+		return
+	}
+	defer m.recv.Landed(a)
 	if a.Kind != fleet.KindOpen {
 		return
 	}
+	g := m.t.get(a.ID)
 	at := time.Now()
 	c := &m.t.counts
 	c.applied.Add(1)
@@ -168,7 +172,7 @@ func (m *member) deliver(r natslink.Record) {
 		c.violations.Add(1)
 	}
 	storeMax(&c.overshoot, int64(over))
-	g := m.t.get(a.ID)
+	storeMax(&c.gap, int64(at.Sub(now)))
 	if g == nil {
 		c.unknown.Add(1)
 		return

@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -95,6 +96,8 @@ type Cell struct {
 	ProxyCPU                float64
 	ServerRSSKiB, SimRSSKiB int64
 	PublishFailed, Dropped  uint64
+	// Violations counts the cell's applies past not_after + max_skew.
+	Violations int64
 }
 
 // RestartResult is the outcome of the restart test.
@@ -130,10 +133,13 @@ type Result struct {
 	// max_skew; Overshoot the largest applied_at + timeout - not_after.
 	Checked, Violations int64
 	Overshoot           time.Duration
-	Refused             map[string]int64
-	Unknown             int64
-	NoFile              uint64 // RLIMIT_NOFILE in effect
-	MemberCPUTotal      time.Duration
+	// Gap is the longest time from a receiver's clock reading (the
+	// decision's now) to the fake set's write.
+	Gap            time.Duration
+	Refused        map[string]int64
+	Unknown        int64
+	NoFile         uint64 // RLIMIT_NOFILE in effect
+	MemberCPUTotal time.Duration
 }
 
 func (o *Options) convergeFor() time.Duration {
@@ -193,13 +199,14 @@ func Run(o Options) (*Result, error) {
 		if slices.Contains(o.Rates, 10) {
 			r = 10
 		}
-		ph := phase{members: slices.Max(o.Members), checkers: 0, rates: []float64{r}}
+		ph := phase{members: slices.Max(o.Members), full: true, rates: []float64{r}}
 		if err := runPhase(&o, cl, t, res, ph); err != nil {
 			return res, err
 		}
 	}
 	c := &t.counts
 	res.Checked, res.Violations, res.Overshoot, res.Unknown = c.applied.Load(), c.violations.Load(), time.Duration(c.overshoot.Load()), c.unknown.Load()
+	res.Gap = time.Duration(c.gap.Load())
 	for i := range c.refused {
 		if n := c.refused[i].Load(); n > 0 {
 			res.Refused[fleet.Reason(i).String()] = n
@@ -213,19 +220,23 @@ func Run(o Options) (*Result, error) {
 type phase struct {
 	members  int
 	delay    time.Duration
-	checkers int // 0: all
+	checkers int  // 0: all
+	full     bool // every member checks at every rate
 	rates    []float64
 	restart  bool
 }
 
 func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, ph phase) error {
+	// The previous phase's members are gone: return their memory, so that
+	// the RSS figures are this phase's.
+	debug.FreeOSMemory()
 	m, d := ph.members, ph.delay
 	checkers := ph.checkers
 	if checkers <= 0 || checkers > m {
 		checkers = m
 	}
 	group := fmt.Sprintf("m%dd%d", m, d.Milliseconds())
-	if checkers == m && ph.checkers == 0 && o.Checkers > 0 && o.Checkers < m {
+	if ph.full {
 		group += "full"
 	}
 	origins, ms, err := phaseMembers(m, group)
@@ -290,7 +301,7 @@ func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, ph phase) error 
 	o.logf("phase %s: connected in %s", group, res.Connect[group].Round(time.Millisecond))
 	for _, r := range ph.rates {
 		k := checkers
-		if o.VerifyBudget > 0 && checkers < m {
+		if o.VerifyBudget > 0 && !ph.full {
 			k = max(1, min(checkers, int(o.VerifyBudget/r)))
 		}
 		for i, mb := range members {
@@ -430,6 +441,7 @@ func runCell(o *Options, cl *Cluster, t *tracker, members []*member, checkers in
 	n := min(o.MaxGrants, max(1, int(r*o.CellFor.Seconds())))
 	p := &publisher{t: t, members: members, group: group, openFor: o.OpenFor, busy: map[*member]inflight{}}
 	before := usages(cl, proxyPID)
+	violations := t.counts.violations.Load()
 	failedBefore := publishFailed(members)
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / r)
@@ -478,6 +490,7 @@ func runCell(o *Options, cl *Cluster, t *tracker, members []*member, checkers in
 		}
 	}
 	c.Ack = p.acks
+	c.Violations = t.counts.violations.Load() - violations
 	c.Dropped = p.dropped
 	c.PublishFailed = publishFailed(members) - failedBefore
 	return c, nil
