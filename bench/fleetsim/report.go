@@ -139,7 +139,7 @@ every grant.
 ### Every server restarted
 
 %d members (%d checking, the others carrying), %d live records (%s
-open_for, published at up to 200/s from random members; held by %d of %d
+open_for, published at %d/s from random members; held by %d of %d
 members, in %s). Then all three
 servers were stopped (SIGTERM) together, %d more records were published
 while they were down (queued by their origins' links), and all three were
@@ -153,7 +153,7 @@ from the last server's start.
 | converged | p50 | p99 | max |
 |---|---|---|---|
 | %d of %d | %s s | %s s | %s s |
-`, rr.Members, rr.Checkers, rr.Records, doorOpenFor-time.Minute, rr.Loaded, rr.Members, rr.Load.Round(time.Millisecond), rr.Outage,
+`, rr.Members, rr.Checkers, rr.Records, doorOpenFor-time.Minute, restartLoadRate, rr.Loaded, rr.Members, rr.Load.Round(time.Millisecond), rr.Outage,
 			rr.Down.Round(time.Millisecond), rr.Ready.Round(time.Millisecond), rr.Bucket.Round(time.Millisecond), rr.Records+rr.Outage,
 			rr.Converged, rr.Members, secs(pct(rr.Converge, 50)), secs(pct(rr.Converge, 99)), secs(slices.Max(append([]time.Duration{0}, rr.Converge...))))
 		if rr.Converged < rr.Members {

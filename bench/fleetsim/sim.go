@@ -43,10 +43,11 @@ type Options struct {
 	// Settle bounds the wait, after a cell's last publish, for every
 	// member to apply every grant.
 	Settle time.Duration
-	// RestartMembers > 0 runs the restart test in the phase with that many
-	// members and no delay: RestartRecords live records, then every server
-	// stopped, OutageRecords published while they are down, and every
-	// server started again.
+	// RestartMembers > 0 runs the restart test, after the matrix, in a
+	// phase of its own with that many members and no delay:
+	// RestartRecords live records, then every server stopped,
+	// OutageRecords published while they are down, and every server
+	// started again.
 	RestartMembers, RestartRecords, OutageRecords int
 	// Checkers is how many members of each phase run the daemon's
 	// fleet.Receiver and fake set (0: all); the others only carry (their
@@ -183,15 +184,19 @@ func Run(o Options) (*Result, error) {
 	}
 	defer cl.Close()
 	t := newTracker()
-	restartDone := false
 	for _, d := range o.Delays {
 		for _, m := range o.Members {
-			restart := !restartDone && d == 0 && m == o.RestartMembers && o.RestartRecords > 0
-			ph := phase{members: m, delay: d, checkers: o.Checkers, rates: o.Rates, restart: restart}
+			ph := phase{members: m, delay: d, checkers: o.Checkers, rates: o.Rates}
 			if err := runPhase(&o, cl, t, res, ph); err != nil {
 				return res, err
 			}
-			restartDone = restartDone || restart
+		}
+	}
+	if o.RestartMembers > 0 && o.RestartRecords > 0 {
+		// A group of its own: its bucket holds the test's records only.
+		ph := phase{members: o.RestartMembers, checkers: o.Checkers, restart: true}
+		if err := runPhase(&o, cl, t, res, ph); err != nil {
+			return res, err
 		}
 	}
 	if o.FullCheck && o.Checkers > 0 && o.Checkers < slices.Max(o.Members) {
@@ -238,6 +243,9 @@ func runPhase(o *Options, cl *Cluster, t *tracker, res *Result, ph phase) error 
 	group := fmt.Sprintf("m%dd%d", m, d.Milliseconds())
 	if ph.full {
 		group += "full"
+	}
+	if ph.restart {
+		group += "restart"
 	}
 	origins, ms, err := phaseMembers(m, group)
 	if err != nil {
@@ -516,17 +524,26 @@ func usages(cl *Cluster, proxyPID int) usageSet {
 	return u
 }
 
+// restartLoadRate is the rate of the restart test's records: neither an
+// origin's queue nor the receivers' rate caps are the limit.
+const restartLoadRate = 100
+
 // runRestart loads RestartRecords live records, stops every server,
 // publishes OutageRecords while they are down, starts every server again
 // and measures each member's convergence.
 func runRestart(o *Options, cl *Cluster, t *tracker, members []*member, group string) (*RestartResult, error) {
 	rr := &RestartResult{Members: len(members), Records: o.RestartRecords, Outage: o.OutageRecords}
+	// Within the verification budget at the load's rate, like a cell.
 	for _, mb := range members {
 		if mb.recv != nil {
 			rr.Checkers++
 		}
 	}
-	for _, mb := range members {
+	if o.VerifyBudget > 0 {
+		rr.Checkers = max(1, min(rr.Checkers, int(o.VerifyBudget/restartLoadRate)))
+	}
+	for i, mb := range members {
+		mb.checking.Store(mb.recv != nil && i < rr.Checkers)
 		mb.mu.Lock()
 		mb.want = o.RestartRecords + o.OutageRecords
 		mb.mu.Unlock()
@@ -535,10 +552,8 @@ func runRestart(o *Options, cl *Cluster, t *tracker, members []*member, group st
 	o.logf("restart: loading %d live records on %d members", o.RestartRecords, len(members))
 	start := time.Now()
 	var gs []*grant
-	// Paced at 200 a second, so that no origin's queue nor the receivers'
-	// rate caps are the limit.
 	for i := range o.RestartRecords {
-		next := start.Add(time.Duration(i) * 5 * time.Millisecond)
+		next := start.Add(time.Duration(float64(i) * float64(time.Second) / restartLoadRate))
 		for time.Now().Before(next) {
 			p.poll()
 			time.Sleep(min(time.Until(next), time.Millisecond))

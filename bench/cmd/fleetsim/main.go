@@ -30,7 +30,7 @@ func main() {
 	cellFor := flag.Duration("cell", 20*time.Second, "how long each rate publishes")
 	maxGrants := flag.Int("max-grants", 600, "grants per cell at most")
 	settle := flag.Duration("settle", 30*time.Second, "wait at most this long after a cell for every member to apply every grant")
-	restartMembers := flag.Int("restart-members", 1000, "run the restart test in the phase with this many members and no delay (0: none)")
+	restartMembers := flag.Int("restart-members", 1000, "run the restart test, after the matrix, with this many members of its own and no delay (0: none)")
 	restartRecords := flag.Int("restart-records", 1000, "live records before the restart")
 	outage := flag.Int("outage-records", 20, "records published while every server is down")
 	checkers := flag.Int("checkers", 100, "members of each phase that run the receiver's checks (0: all); the others only carry")
