@@ -61,7 +61,7 @@ bench: deps build
 # members, each the real fleet link with its own connection, against three
 # real nats-server processes, at 1, 10 and 100 grants/s, direct and through
 # a 5 ms delaying proxy, then every server restarted under 1,000 live
-# records. No root; about 10 minutes on 2 cores. Writes docs/perf-fleet.md
+# records. No root; about 6 minutes on 2 cores. Writes docs/perf-fleet.md
 # and its plot (docs/perf-notes.md links them; make bench keeps both).
 # FLEETSIMFLAGS adds flags, e.g. FLEETSIMFLAGS='-members 100 -delays 0'.
 FLEETSIMFLAGS ?=

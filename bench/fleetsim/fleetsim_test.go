@@ -135,7 +135,7 @@ func TestMemberAppliesWhatTheReceiverAccepts(t *testing.T) {
 
 func TestWriteDocs(t *testing.T) {
 	r := &Result{Start: time.Now(), Connect: map[string]time.Duration{"m100d0": time.Second}, Refused: map[string]int64{}}
-	for _, m := range []int{100, 500} {
+	for _, m := range []int{100, 500, 1000} {
 		last := []time.Duration{time.Duration(m) * 100 * time.Microsecond, 20 * time.Millisecond, 30 * time.Millisecond}
 		r.Cells = append(r.Cells, Cell{Members: m, Checkers: 100, Rate: 10, Grants: 3, Complete: 3,
 			Ack: []time.Duration{time.Millisecond}, Last: last, LastDelivery: last[1:]})
@@ -149,7 +149,10 @@ func TestWriteDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| 100 (all) | 10 | none | 3 (3) | 1.0 / 1.0 | 20.0 / 30.0 | 20.0 / 30.0 |", "| 500 (100) | 10 | none | 3 (3) | 1.0 / 1.0 | 30.0 / 50.0 | 20.0 / 30.0 |", "| 1 of 500 |", PlotPNG} {
+	for _, want := range []string{"| 100 (all) | 10 | none | 3 (3) | 1.0 / 1.0 | 20.0 / 30.0 | 20.0 / 30.0 |", "| 500 (100) | 10 | none | 3 (3) | 1.0 / 1.0 | 30.0 / 50.0 | 20.0 / 30.0 |", "| 1 of 500 |", PlotPNG,
+		"| last member p99 < 250 ms at 1,000 members, 10 grants/s | 100.0 ms (100 checking, 900 carrying; 3 of 3 grants complete) | met |",
+		"| 1 of 500 members; the last after 1.00 s", "| missed |",
+		"| no member holds a record past not_after + max_skew | 0 of 0 applied grants past it | missed |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("perf-fleet.md lacks %q", want)
 		}

@@ -148,7 +148,10 @@ JetStream %s after the last start, the group's bucket answering a status
 request again (a probe client retrying every 100 ms) after %s. A member has
 converged when it has completed a catch-up after the restart and holds all
 %d live records (applied them or, for a carrier, got them); the time is
-from the last server's start.
+from the last server's start. It includes the cluster's own recovery (the
+bucket answering again), the links' retries until then, and every member's
+catch-up reading the bucket's live records again (members × records
+messages from the servers).
 
 | converged | p50 | p99 | max |
 |---|---|---|---|
@@ -171,6 +174,7 @@ violations column); the latest end relative to not_after was %s ms
 open_for) with now read when the receiver decides; the longest time from
 that reading to the fake set's write was %s ms.
 `, maxSkew, r.Checked, r.Violations, msText(r.Overshoot), msText(r.Gap))
+	b.WriteString(Targets(r))
 	if len(r.Refused) > 0 || r.Unknown > 0 {
 		var rs []string
 		for k, v := range r.Refused {
@@ -284,4 +288,40 @@ func minMembers(r *Result) int {
 		}
 	}
 	return m
+}
+
+func metText(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}
+
+// Targets renders issue 14's three targets against r (checked, not
+// asserted).
+func Targets(r *Result) string {
+	var b strings.Builder
+	b.WriteString("\n### Targets (issue 14)\n\n| target | this run | |\n|---|---|---|\n")
+	for _, c := range r.Cells {
+		if c.Members != 1000 || c.Rate != 10 || c.Delay != 0 {
+			continue
+		}
+		p99 := pct(c.Last, 99)
+		who := fmt.Sprintf("%d checking, %d carrying", c.Checkers, c.Members-c.Checkers)
+		if c.Checkers == c.Members {
+			who = "every member checking"
+		}
+		ok := p99 < 250*time.Millisecond && c.Complete == c.Grants
+		fmt.Fprintf(&b, "| last member p99 < 250 ms at 1,000 members, 10 grants/s | %s ms (%s; %d of %d grants complete) | %s |\n",
+			msText(p99), who, c.Complete, c.Grants, metText(ok))
+	}
+	if rr := r.Restart; rr != nil {
+		worst := slices.Max(append([]time.Duration{0}, rr.Converge...))
+		ok := rr.Converged == rr.Members && worst < 5*time.Second
+		fmt.Fprintf(&b, "| every member converged < 5 s after every server restarts, %d live records | %d of %d members; the last after %s s (the bucket answered again after %s s) | %s |\n",
+			rr.Records, rr.Converged, rr.Members, secs(worst), secs(rr.Bucket), metText(ok))
+	}
+	fmt.Fprintf(&b, "| no member holds a record past not_after + max_skew | %d of %d applied grants past it | %s |\n",
+		r.Violations, r.Checked, metText(r.Violations == 0 && r.Checked > 0))
+	return b.String()
 }
