@@ -233,7 +233,7 @@ func (tb *testbed) createBucket() {
 	tb.eventually("the admin creates the bucket", func() bool {
 		ctx, cancel := context.WithTimeout(tb.ctx, 3*time.Second)
 		defer cancel()
-		_, err := js.CreateKeyValue(ctx, natslink.BucketConfig(testFleet, testGroup, 3))
+		_, err := js.CreateStream(ctx, natslink.StreamConfig(testFleet, testGroup, 3))
 		return err == nil
 	})
 }

@@ -60,7 +60,7 @@ func TestBucketCreation(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.CachedInfo().Config
-	if c.Replicas != 3 || !c.AllowMsgTTL || c.MaxMsgsPerSubject != 1 || c.MaxMsgSize != natslink.MaxValueSize ||
+	if c.Replicas != 3 || !c.AllowMsgTTL || c.AllowRollup || c.MaxBytes != natslink.BucketMaxBytes || c.MaxMsgsPerSubject != 1 || c.MaxMsgSize != natslink.MaxValueSize ||
 		c.MaxAge != natslink.BucketMaxAge || c.Storage != jetstream.FileStorage || c.RePublish == nil ||
 		c.RePublish.Destination != "sesame.prod.web.>" {
 		t.Errorf("bucket created as %+v", c)
@@ -253,7 +253,7 @@ func TestGroupsIndependent(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err := js.CreateKeyValue(cctx, natslink.BucketConfig("f2", "web", 3))
+		_, err := js.CreateStream(cctx, natslink.StreamConfig("f2", "web", 3))
 		ccancel()
 		if err == nil {
 			break

@@ -14,11 +14,14 @@
 package natslink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,17 +96,19 @@ const (
 	BucketMaxAge = 24 * time.Hour
 	// MaxValueSize bounds a record in the bucket (fleet.MaxEnvelope).
 	MaxValueSize = 4096
-	// markerTTL is how long the server keeps the marker it leaves when a
-	// record expires (what enables per-key TTLs).
-	markerTTL = time.Minute
+	// BucketMaxBytes bounds a bucket (with new writes refused when full):
+	// some 16,000 records of the largest size, many more of a usual one.
+	BucketMaxBytes = 64 << 20
 )
 
 // How long one request to the cluster may take, and the time between
-// attempts to bind a bucket.
+// attempts to connect, bind a bucket or catch up (doubling, jittered):
+// short at first, since a cluster that restarts elects its stream leaders
+// within seconds and members should converge within seconds too.
 const (
 	requestTimeout = 2 * time.Second
-	bindRetryMin   = time.Second
-	bindRetryMax   = 30 * time.Second
+	bindRetryMin   = 250 * time.Millisecond
+	bindRetryMax   = 10 * time.Second
 )
 
 type pubReq struct {
@@ -161,7 +166,7 @@ const (
 // and reconnects, in the background for as long as the link is open (a
 // cluster that is down at the start is fine). deliver is called from one
 // goroutine of the link, for each record in the order received; it must
-// not block long.
+// not block long, and must not call Close.
 func Open(cfg Config, deliver func(Record)) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fleet link: %w", err)
@@ -233,11 +238,14 @@ func (l *Link) Status() Status {
 // "<Member>.<id>" and returns at once. It returns false, and queues
 // nothing, if group is not one of cfg.Publish, id is not a record id, env
 // is empty or larger than MaxValueSize, or the queue is full (counted in
-// Status.Dropped). The record is retried
-// until one second before notAfter, then given up (logged as
-// fleet-publish-failed).
+// Status.Dropped); env is copied. The record is retried until one
+// second before notAfter, then given up (logged as
+// fleet-publish-failed). A record given up may still land later: a write
+// that the cluster took but could not commit in time (no quorum) commits
+// when the quorum is back; receivers refuse it past notAfter and its
+// per-key TTL removes it.
 func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
-	if !contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
+	if !slices.Contains(l.cfg.Publish, group) || !validID(id) || len(env) == 0 || len(env) > MaxValueSize {
 		return false
 	}
 	select {
@@ -246,7 +254,7 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 	default:
 	}
 	select {
-	case l.pubq[group] <- pubReq{group: group, id: id, env: env, notAfter: notAfter}:
+	case l.pubq[group] <- pubReq{group: group, id: id, env: bytes.Clone(env), notAfter: notAfter}:
 		return true
 	default:
 		l.mu.Lock()
@@ -254,15 +262,6 @@ func (l *Link) Publish(group, id string, env []byte, notAfter time.Time) bool {
 		l.mu.Unlock()
 		return false
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // run owns the connection: it connects, subscribes, and on every
@@ -277,7 +276,7 @@ func (l *Link) run() {
 			select {
 			case <-l.stop:
 				return
-			case <-time.After(delay):
+			case <-time.After(jitter(delay)):
 			}
 			delay = min(delay*2, bindRetryMax)
 			continue
@@ -299,6 +298,9 @@ func (l *Link) connect() (*nats.Conn, error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(500*time.Millisecond, time.Second),
 		nats.Timeout(requestTimeout),
+		// No buffering while disconnected: a write is sent now or fails
+		// now (and is retried), never flushed long after its attempt.
+		nats.ReconnectBufSize(-1),
 		nats.PingInterval(10 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.NoCallbacksAfterClientClose(),
@@ -427,6 +429,12 @@ func (l *Link) serve(nc *nats.Conn) (stopped bool) {
 	}
 }
 
+// jitter returns d give or take a quarter, so that a thousand members
+// retrying after a cluster restart do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/4 + rand.N(d/2+1)
+}
+
 // wait waits d or until Close; it returns true on Close.
 func (l *Link) wait(d time.Duration) bool {
 	select {
@@ -475,7 +483,7 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			case l.kick[g] <- struct{}{}:
 			default:
 			}
-			if contains(l.cfg.Receive, g) {
+			if slices.Contains(l.cfg.Receive, g) {
 				caughtUp[i] = l.catchUp(ctx, g, bs.kv)
 			} else {
 				caughtUp[i] = true
@@ -526,7 +534,7 @@ func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 		select {
 		case <-ctx.Done():
 			return bucketState{}, false
-		case <-time.After(delay):
+		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, bindRetryMax)
 	}
@@ -540,6 +548,11 @@ type bucketError struct {
 }
 
 func (e *bucketError) Error() string {
+	if errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, nats.ErrTimeout) {
+		// The server does not answer a request it refuses by permission,
+		// nor one while JetStream has no leader (a cluster restarting).
+		return fmt.Sprintf("%s: no answer (JetStream may have no leader yet; or the permission is missing: this needs %s)", e.op, e.need)
+	}
 	return fmt.Sprintf("%s: %v (this needs %s)", e.op, e.err, e.need)
 }
 
@@ -569,7 +582,11 @@ func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 	if kst, ok := st.(*jetstream.KeyValueBucketStatus); ok {
 		cfg := kst.StreamInfo().Config
 		bs.ttlOK = cfg.AllowMsgTTL
-		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && contains(l.cfg.Receive, group) {
+		if cfg.AllowRollup {
+			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/rollup/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
+				"the bucket allows roll-ups: any member can wipe every live record with a Nats-Rollup header; recreate it without (see docs/fleet/nats-server.conf)")
+		}
+		if !republishes(cfg.RePublish, bucket, SubjectPrefix(l.cfg.Fleet, group)) && slices.Contains(l.cfg.Receive, group) {
 			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
 				fmt.Sprintf("the bucket does not republish its records to %s> : live records will not arrive (only catch-ups); recreate it with RePublish $KV.%s.> -> %s>", SubjectPrefix(l.cfg.Fleet, group), bucket, SubjectPrefix(l.cfg.Fleet, group)))
 		}
@@ -586,17 +603,21 @@ func republishes(rp *jetstream.RePublish, bucket, prefix string) bool {
 func (l *Link) create(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (jetstream.KeyValue, error) {
 	bucket, stream := Bucket(l.cfg.Fleet, group), Stream(l.cfg.Fleet, group)
 	replicas := Replicas(nc.ConnectedClusterName(), len(nc.Servers()))
-	cfg := BucketConfig(l.cfg.Fleet, group, replicas)
+	cfg := StreamConfig(l.cfg.Fleet, group, replicas)
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	kv, err := js.CreateKeyValue(rctx, cfg)
-	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
-		// A server before 2.11: no per-key TTL; BucketMaxAge is the backstop.
-		cfg.LimitMarkerTTL = 0
-		kv, err = js.CreateKeyValue(rctx, cfg)
+	// A server before 2.11 ignores AllowMsgTTL: bind sees it off and
+	// writes without per-key TTLs (BucketMaxAge is the backstop).
+	_, err := js.CreateStream(rctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		err = nil // another member created it first
 	}
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		return js.KeyValue(rctx, bucket) // another member created it first
+	if err == nil {
+		kv, err := js.KeyValue(rctx, bucket)
+		if err == nil {
+			l.log.Info(logevent.FleetBucketCreated, "bucket", bucket, "replicas", replicas, "ttl", cfg.MaxAge, "republish", cfg.RePublish.Destination)
+		}
+		return kv, err
 	}
 	if err != nil {
 		return nil, &bucketError{
@@ -605,8 +626,7 @@ func (l *Link) create(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 			err:  err,
 		}
 	}
-	l.log.Info(logevent.FleetBucketCreated, "bucket", bucket, "replicas", replicas, "ttl", cfg.TTL, "republish", cfg.RePublish.Destination)
-	return kv, nil
+	return nil, err
 }
 
 // Replicas is how many replicas a new bucket gets: 3 on a cluster that
@@ -618,23 +638,39 @@ func Replicas(cluster string, servers int) int {
 	return 1
 }
 
-// BucketConfig is the configuration of a group's bucket, as the link
-// creates it (and as an admin may create it beforehand).
-func BucketConfig(fleet, group string, replicas int) jetstream.KeyValueConfig {
+// StreamConfig is the configuration of a group's bucket (the stream
+// behind it), as the link creates it and as an admin may create it
+// beforehand: what nats.go's KeyValueConfig makes, with history 1, a
+// per-key TTL and a RePublish, except that roll-ups are refused. With
+// roll-ups, any member could wipe the whole bucket, every other member's
+// live records included, by writing under its own name with the header
+// "Nats-Rollup: all"; the KV features that need them (Purge, and the
+// markers that expired keys leave) are not used. MaxBytes bounds what a
+// member that is taken over can fill.
+func StreamConfig(fleet, group string, replicas int) jetstream.StreamConfig {
 	bucket := Bucket(fleet, group)
-	return jetstream.KeyValueConfig{
-		Bucket:       bucket,
-		Description:  "sesame fleet " + fleet + ", group " + group + ": signed grant records",
-		History:      1,
-		Storage:      jetstream.FileStorage,
-		Replicas:     replicas,
-		MaxValueSize: MaxValueSize,
-		TTL:          BucketMaxAge,
+	return jetstream.StreamConfig{
+		Name:              Stream(fleet, group),
+		Description:       "sesame fleet " + fleet + ", group " + group + ": signed grant records",
+		Subjects:          []string{"$KV." + bucket + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          BucketMaxBytes,
+		MaxAge:            BucketMaxAge,
+		MaxMsgSize:        MaxValueSize,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		AllowRollup:       false,
+		DenyDelete:        true,
+		Duplicates:        2 * time.Minute,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardNew,
+		AllowMsgTTL:       true,
 		RePublish: &jetstream.RePublish{
 			Source:      "$KV." + bucket + ".>",
 			Destination: SubjectPrefix(fleet, group) + ">",
 		},
-		LimitMarkerTTL: markerTTL,
 	}
 }
 
@@ -659,7 +695,7 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(delay):
+		case <-time.After(jitter(delay)):
 		}
 		delay = min(delay*2, bindRetryMax)
 	}

@@ -1,6 +1,8 @@
 package natslink
 
 import (
+	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -73,11 +75,12 @@ func TestNames(t *testing.T) {
 	if got := SubjectPrefix("prod", "web") + Key("bastion-1", testID); got != "sesame.prod.web.bastion-1."+testID {
 		t.Errorf("subject = %s", got)
 	}
-	c := BucketConfig("prod", "web", 3)
-	if c.Bucket != "sesame_prod_web" || c.History != 1 || c.Replicas != 3 || c.MaxValueSize != MaxValueSize ||
-		c.TTL != BucketMaxAge || c.LimitMarkerTTL <= 0 || c.RePublish == nil ||
+	c := StreamConfig("prod", "web", 3)
+	if c.Name != "KV_sesame_prod_web" || len(c.Subjects) != 1 || c.Subjects[0] != "$KV.sesame_prod_web.>" ||
+		c.MaxMsgsPerSubject != 1 || c.Replicas != 3 || c.MaxMsgSize != MaxValueSize || c.MaxAge != BucketMaxAge ||
+		c.AllowRollup || !c.AllowMsgTTL || !c.DenyDelete || c.SubjectDeleteMarkerTTL != 0 || c.RePublish == nil ||
 		c.RePublish.Source != "$KV.sesame_prod_web.>" || c.RePublish.Destination != "sesame.prod.web.>" {
-		t.Errorf("BucketConfig = %+v", c)
+		t.Errorf("StreamConfig = %+v", c)
 	}
 	for _, tc := range []struct {
 		cluster string
@@ -300,5 +303,29 @@ func TestOpenOffline(t *testing.T) {
 	}
 	if l.Publish("web", testID, []byte("x"), notAfter) {
 		t.Error("Publish after Close: queued")
+	}
+}
+
+func TestJitter(t *testing.T) {
+	t.Parallel()
+	lo, hi := time.Hour, time.Duration(0)
+	for range 1000 {
+		d := jitter(time.Second)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo < 750*time.Millisecond || hi > 1250*time.Millisecond || hi-lo < 250*time.Millisecond {
+		t.Errorf("jitter(1s) in [%v, %v], want spread within [750ms, 1.25s]", lo, hi)
+	}
+}
+
+func TestBucketError(t *testing.T) {
+	t.Parallel()
+	e := &bucketError{op: "bind bucket b", need: "X", err: context.DeadlineExceeded}
+	if s := e.Error(); !strings.Contains(s, "no leader") || !strings.Contains(s, "needs X") || !errors.Is(e, context.DeadlineExceeded) {
+		t.Errorf("timeout: %q", s)
+	}
+	e.err = errors.New("boom")
+	if s := e.Error(); !strings.Contains(s, "boom") || !strings.Contains(s, "needs X") {
+		t.Errorf("other: %q", s)
 	}
 }
