@@ -19,7 +19,7 @@ TOOL        := $(GO) tool -modfile=tools/go.mod
 # Runs $(1) in every module (go -C DIR), all of them even if one fails.
 each         = st=0; for m in $(MODULES); do $(GO) -C $$m $(1) || st=1; done; exit $$st
 
-.PHONY: all build deps test unit lint bench fuzz demo demo-fleet clean package man
+.PHONY: all build deps test unit lint bench fleetsim fuzz demo demo-fleet clean package man
 
 all: build
 
@@ -56,6 +56,18 @@ bench: deps build bin/nats-server
 	  $(GO) -C bench test -run '^$$' -bench . -benchmem -count 3 . ; } | tee bin/micro-bench.txt
 	$(GO) -C bench build -trimpath -o $(CURDIR)/bin/sesame-bench ./cmd/sesame-bench
 	./bin/sesame-bench -sesame $(BIN) -nats bin/nats-server -out docs -micro bin/micro-bench.txt -command 'make bench'
+
+# The fleet at scale (issue 14; bench/fleetsim): 100, 500 and 1,000
+# members, each the real fleet link with its own connection, against three
+# real nats-server processes, at 1, 10 and 100 grants/s, direct and through
+# a 5 ms delaying proxy, then every server restarted under 1,000 live
+# records. No root; about 6 minutes on 2 cores. Writes docs/perf-fleet.md
+# and its plot (docs/perf-notes.md links them; make bench keeps both).
+# FLEETSIMFLAGS adds flags, e.g. FLEETSIMFLAGS='-members 100 -delays 0'.
+FLEETSIMFLAGS ?=
+fleetsim: bin/nats-server
+	$(GO) -C bench build -trimpath -o $(CURDIR)/bin/fleetsim ./cmd/fleetsim
+	./bin/fleetsim -nats-server bin/nats-server -out docs $(FLEETSIMFLAGS)
 
 # Run every fuzz target (each func Fuzz* of each package of each module)
 # for FUZZTIME (default 30s) beyond the seed corpus that `make test`
