@@ -252,6 +252,23 @@ func (l *loop) burnOneTime(door *policy.Door, key string) {
 	l.log.Info(logevent.OneTimeUsed, "door", door.Name, "file", door.OneTimeFile, "line", seq.Line, "left", len(door.OneTime), "via", "fleet")
 }
 
+// fleetDeadlines takes the time left of each queued fleet grant again
+// just before the batch is written: the timeout was computed when the
+// record was decided on, and a batch that waits (a slow netlink, a loop
+// behind under load) must not carry a grant past its not_after.
+func (l *loop) fleetDeadlines() {
+	if l.fleet == nil {
+		return
+	}
+	now := l.now()
+	for i := range l.queued {
+		if q := l.queued[i].fleet; q != nil {
+			left := q.a.NotAfter.Sub(now).Truncate(time.Millisecond)
+			l.grants[i].TTL = max(min(l.grants[i].TTL, left), time.Millisecond)
+		}
+	}
+}
+
 // fleetQueued is a queued fleet grant: what settle needs to log it.
 type fleetQueued struct {
 	a   fleet.Action

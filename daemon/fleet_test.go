@@ -493,3 +493,17 @@ door "ot" {
 		})
 	}
 }
+
+// TestFleetTimeoutAtWrite: a fleet grant's timeout is the time left when
+// its batch is written, not when its record was decided on.
+func TestFleetTimeoutAtWrite(t *testing.T) {
+	t.Parallel()
+	f := newFleetFixture(t)
+	rec := f.record(t, "bastion-1", fleet.KindOpen, client, 30*time.Second, nil)
+	f.l.fleetReceive(fleetRecord{data: rec, from: "bastion-1", group: "web"})
+	*f.now = f.now.Add(4 * time.Second) // the batch waits 4 s
+	f.l.flush()
+	if len(f.tbl.calls) != 1 || f.tbl.calls[0].Grants[0].TTL != 26*time.Second {
+		t.Fatalf("Apply calls %+v, want one grant for the 26 s left", f.tbl.calls)
+	}
+}

@@ -230,6 +230,7 @@ func (l *loop) flush() {
 		l.saveBurns()
 		l.burnsDirty = false
 	}
+	l.fleetDeadlines()
 	start := time.Now()
 	err := l.table.Apply(l.grants, l.revokes)
 	l.met.applied(time.Since(start))
