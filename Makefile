@@ -34,8 +34,8 @@ deps:
 
 # Everything: lint, the static binary, unit, privileged and e2e tests.
 # Privileged tests skip when not root; SESAME_REQUIRE_ROOT=1 makes a skip fatal.
-test: deps lint build package
-	@export SESAME_BIN=$(CURDIR)/$(BIN); $(call each,test -count=1 -timeout 20m $(TESTFLAGS) ./...)
+test: deps lint build package bin/nats-server
+	@export SESAME_BIN=$(CURDIR)/$(BIN) NATS_SERVER_BIN=$(CURDIR)/bin/nats-server; $(call each,test -count=1 -timeout 20m $(TESTFLAGS) ./...)
 
 # Every test that needs neither root nor namespaces: -short skips the
 # privileged ones (nstest.RequireRoot) and the slow smoke runs.

@@ -162,10 +162,11 @@ func TestWriteDocs(t *testing.T) {
 	}
 }
 
-// natsServer returns the nats-server binary for the smoke run: $NATS_SERVER
-// or the repository's bin/nats-server (make bin/nats-server).
+// natsServer returns the nats-server binary for the smoke run:
+// $NATS_SERVER_BIN (make test sets it, as for e2e) or the repository's
+// bin/nats-server (make bin/nats-server).
 func natsServer(t testing.TB) string {
-	for _, p := range []string{os.Getenv("NATS_SERVER"), "../../bin/nats-server"} {
+	for _, p := range []string{os.Getenv("NATS_SERVER_BIN"), "../../bin/nats-server"} {
 		if p == "" {
 			continue
 		}
@@ -175,7 +176,7 @@ func natsServer(t testing.TB) string {
 			}
 		}
 	}
-	t.Skip("no nats-server binary: make bin/nats-server, or set NATS_SERVER")
+	t.Skip("no nats-server binary: make bin/nats-server, or set NATS_SERVER_BIN")
 	return ""
 }
 
