@@ -109,20 +109,21 @@ const (
 // short at first, since a cluster that restarts elects its stream leaders
 // within seconds and members should converge within seconds too.
 //
-// For fastWindow after a (re)connect, a bind or catch-up request waits at
-// most fastTimeout and the wait between attempts stops doubling at
-// fastRetryMax: after every server restarted, the bucket's stream had a
-// leader again 5.6 to 7.4 s after the start (bench/fleetsim, 1,000
+// For fastWindow after a (re)connect, a bind request waits at most
+// fastTimeout, and the wait between attempts to bind or catch up stops
+// doubling at fastRetryMax: after every server restarted, the bucket's
+// stream had a leader again 5.0 to 7.4 s after the start (bench/fleetsim, 1,000
 // members), a time in which a server without a leader either says so
 // after 500 ms (no meta leader yet) or does not answer at all (no stream
 // leader yet), and the 2 s timeouts with a doubling wait left members
 // idle for seconds after the stream answered. A stream leader answers a
 // stream info in milliseconds; 1 s is the p99 publish ack of a loaded
 // cluster (1,000 members, 100 grants/s). Each member then asks at most
-// about once every 1.2 to 2 s (a timeout plus a wait of 0.19 to 1.25 s,
-// jittered so that a thousand members spread out), i.e. some 500 to 800
+// about once every 1.2 to 1.6 s (a timeout plus a wait of 0.19 to 0.63 s,
+// jittered so that a thousand members spread out), i.e. some 600 to 800
 // stream info requests a second for 1,000 members during those seconds,
-// each dropped or answered cheaply; past fastWindow, a lasting failure (a
+// each dropped or answered cheaply (a nats-server serves tens of
+// thousands of requests a second); past fastWindow, a lasting failure (a
 // permission, a lost quorum) is retried as before, up to every 10 s.
 const (
 	requestTimeout = 2 * time.Second
@@ -130,7 +131,7 @@ const (
 	bindRetryMax   = 10 * time.Second
 	fastWindow     = 20 * time.Second
 	fastTimeout    = time.Second
-	fastRetryMax   = time.Second
+	fastRetryMax   = 500 * time.Millisecond
 )
 
 // retry paces the attempts of one step of the setup after a (re)connect
@@ -834,7 +835,12 @@ func (l *Link) catchUp(ctx context.Context, group string, bs bucketState, connec
 	start := time.Now()
 	r := newRetry(connected)
 	for {
-		n, from, err := l.catchUpOnce(ctx, group, bs, r.timeout())
+		// The watch's consumer is created with requestTimeout, also in
+		// the fast window: a thousand members that bind together create
+		// a thousand consumers at once (over 1 s in bench/fleetsim), and a
+		// creation given up is made again while the first one lingers
+		// on the servers.
+		n, from, err := l.catchUpOnce(ctx, group, bs, requestTimeout)
 		if err == nil {
 			l.after(ctx, func() {
 				l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "from_seq", from, "took", time.Since(start).Round(time.Millisecond))
