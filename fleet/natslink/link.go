@@ -119,12 +119,13 @@ const (
 // idle for seconds after the stream answered. A stream leader answers a
 // stream info in milliseconds; 1 s is the p99 publish ack of a loaded
 // cluster (1,000 members, 100 grants/s). Each member then asks at most
-// about once every 1.2 to 1.6 s (a timeout plus a wait of 0.19 to 0.63 s,
-// jittered so that a thousand members spread out), i.e. some 600 to 800
-// stream info requests a second for 1,000 members during those seconds,
-// each dropped or answered cheaply (a nats-server serves tens of
-// thousands of requests a second); past fastWindow, a lasting failure (a
-// permission, a lost quorum) is retried as before, up to every 10 s.
+// about once every 0.7 to 1.6 s (the 0.5 s error or the 1 s timeout,
+// plus a wait of 0.19 to 0.63 s, jittered so that a thousand members
+// spread out), i.e. at most some 1,400 stream info requests a second
+// for 1,000 members during those seconds, each dropped or answered
+// cheaply (a nats-server serves tens of thousands of requests a second);
+// past fastWindow, a lasting failure (a permission, a lost quorum) is
+// retried as before, up to every 10 s.
 const (
 	requestTimeout = 2 * time.Second
 	bindRetryMin   = 250 * time.Millisecond
