@@ -596,6 +596,7 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 	l.st.CatchingUp = len(l.cfg.Receive) > 0
 	l.mu.Unlock()
 	caughtUp := make([]bool, len(groups))
+	bound := make([]bucketState, len(groups))
 	for i, g := range groups {
 		wg.Add(1)
 		go func() {
@@ -623,6 +624,7 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			default:
 			}
 			if slices.Contains(l.cfg.Receive, g) {
+				bound[i] = bs
 				caughtUp[i] = l.catchUp(ctx, g, bs, start)
 			} else {
 				caughtUp[i] = true
@@ -645,7 +647,28 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			l.mu.Unlock()
 		})
 	}
+	// The second pass (see recheckAfter), quietly: no status change.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(jitter(recheckAfter)):
+	}
+	for i, g := range groups {
+		if bound[i].kv != nil {
+			l.catchUp(ctx, g, bound[i], start)
+		}
+	}
 }
+
+// recheckAfter is when a second catch-up follows the first, reading from
+// where that one ended. The watch's consumer may sit on a replica that
+// restarted and has not stored yet what the others committed while it
+// was down (fleettest's TestResumeAfterRestart saw it: a catch-up on the
+// restarted server ended before the records written meanwhile); that
+// replica catches up within a second or so. The pass creates one more
+// consumer per receive group and reads only what the first one did not
+// deliver and no live message brought.
+const recheckAfter = 3 * time.Second
 
 // after runs f in the deliverer once it has delivered every record queued
 // before.
@@ -864,10 +887,11 @@ func (l *Link) catchUp(ctx context.Context, group string, bs bucketState, connec
 // catchUpOnce reads the bucket from the group's resume point: from the
 // sequence after done (in order: the watch starts at that sequence),
 // or every current value when done is 0. Each record read moves done on
-// (so that an attempt cut short is resumed where it stopped); at the end,
-// so does the stream's last sequence when bound (a replica's is never
-// past the leader's): every record up to it was read or is gone. It
-// returns the records delivered and the first sequence asked for.
+// (so that an attempt cut short is resumed where it stopped), but not the
+// stream's last sequence when bound: the watch's consumer may sit on a
+// replica that is behind, and what it has not stored yet must be read
+// again by the next catch-up. It returns the records delivered and the
+// first sequence asked for.
 func (l *Link) catchUpOnce(ctx context.Context, group string, bs bucketState, timeout time.Duration) (n int, from uint64, err error) {
 	l.mu.Lock()
 	rs := l.resume[group]
@@ -882,10 +906,9 @@ func (l *Link) catchUpOnce(ctx context.Context, group string, bs bucketState, ti
 		l.mu.Unlock()
 	}
 	// Even when the bound status says that nothing was written since,
-	// the watch asks the stream's leader: the status may come from a
-	// replica that restarted and has not caught up yet (it answers while
-	// the group has no leader). Past the last sequence, the watch is
-	// empty at once.
+	// the watch runs: the status may come from a replica that restarted
+	// and has not caught up yet (it answers while the group has no
+	// leader). Past the last sequence, the watch is empty at once.
 	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
 	if from > 1 {
 		opts = append(opts, jetstream.ResumeFromRevision(from))
@@ -933,7 +956,6 @@ func (l *Link) catchUpOnce(ctx context.Context, group string, bs bucketState, ti
 				return n, from, errors.New("catch-up watcher closed")
 			}
 			if e == nil { // the initial values are done
-				upTo(bs.lastSeq)
 				return n, from, nil
 			}
 			idle.Reset(requestTimeout)
