@@ -179,7 +179,7 @@ type testbed struct {
 // newTestbed starts the cluster with the documented authorization and
 // makes the members' keys; bucket says whether the admin creates the
 // group's bucket first. It does not start agents.
-func newTestbed(t *testing.T, timeout time.Duration, bucket bool) *testbed {
+func newTestbed(t *testing.T, timeout time.Duration, bucket bool, opts ...ClusterOption) *testbed {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
@@ -187,7 +187,7 @@ func newTestbed(t *testing.T, timeout time.Duration, bucket bool) *testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCluster(t.TempDir(), auth)
+	c, err := NewCluster(t.TempDir(), auth, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,10 +177,26 @@ type Cluster struct {
 	ports   [Nodes]int
 }
 
+// ClusterOption changes a cluster's configuration.
+type ClusterOption func(*clusterConf)
+
+type clusterConf struct {
+	noAdvertise bool
+}
+
+// NoAdvertise keeps every node from telling clients the other nodes'
+// URLs: a client knows only the URLs it was given (so that a test can
+// keep a member away from the cluster by stopping its one node).
+func NoAdvertise() ClusterOption { return func(c *clusterConf) { c.noAdvertise = true } }
+
 // NewCluster starts a cluster in dir (which it fills: node stores,
 // configurations, one nkey seed file per user) with auth's authorization.
 // Close stops it.
-func NewCluster(dir string, auth Auth) (*Cluster, error) {
+func NewCluster(dir string, auth Auth, opts ...ClusterOption) (*Cluster, error) {
+	var cc clusterConf
+	for _, o := range opts {
+		o(&cc)
+	}
 	c := &Cluster{dir: dir, auth: auth, seeds: map[string]string{}, pubs: map[string]string{}}
 	var vars strings.Builder
 	for _, u := range auth.Users {
@@ -226,9 +242,10 @@ cluster {
   name: sesame-test
   listen: 127.0.0.1:%d
   routes: [%s]
+  no_advertise: %t
 }
 %s
-%s`, i+1, c.ports[i], filepath.Join(dir, fmt.Sprintf("n%d", i+1)), routePorts[i], strings.Join(routes, ", "), vars.String(), auth.Block)
+%s`, i+1, c.ports[i], filepath.Join(dir, fmt.Sprintf("n%d", i+1)), routePorts[i], strings.Join(routes, ", "), cc.noAdvertise, vars.String(), auth.Block)
 		c.confs[i] = filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1))
 		if err := os.WriteFile(c.confs[i], []byte(conf), 0o600); err != nil {
 			return nil, err

@@ -62,7 +62,8 @@ func TestFanOut(t *testing.T) {
 // TestLeaderLoss: the server that leads the group's stream stops; the
 // fleet keeps working (members on it reconnect, a new leader is elected)
 // and, once it is back, too. Members that reconnect catch up, and a record
-// they already had (same stream sequence) is not delivered twice.
+// they already had is not delivered twice (the catch-up resumes after it;
+// TestResumeAfterRestart counts what it reads).
 func TestLeaderLoss(t *testing.T) {
 	tb := newTestbed(t, 90*time.Second, true)
 	stream := natslink.Stream(testFleet, testGroup)
@@ -99,9 +100,6 @@ func TestLeaderLoss(t *testing.T) {
 	}
 	for _, a := range moved {
 		tb.eventually(a.name+" caught up again", func() bool { return a.link.Status().CatchUps >= 2 })
-		if st := a.link.Status(); st.Duplicates == 0 {
-			t.Errorf("%s reconnected: status %+v, want the caught-up duplicates counted", a.name, st)
-		}
 	}
 	for _, a := range tb.agents {
 		if n := a.delivered(p0.ID); n != 1 {

@@ -212,6 +212,26 @@ func TestSmallRun(t *testing.T) {
 	}
 }
 
+// TestRestartOnly: with no member counts (fleetsim -matrix=false) only the
+// restart test runs, and every member converges.
+func TestRestartOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nats-server processes")
+	}
+	o := Options{NATSServer: natsServer(t), Dir: t.TempDir(), Rates: []float64{10}, Delays: []time.Duration{0},
+		FullCheck: true, Checkers: 2, RestartMembers: 5, RestartRecords: 20, OutageRecords: 2, ConvergeFor: 30 * time.Second}
+	r, err := Run(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Cells) != 0 {
+		t.Errorf("%d cells, want none", len(r.Cells))
+	}
+	if r.Restart == nil || r.Restart.Loaded != 5 || r.Restart.Converged != 5 {
+		t.Errorf("restart %+v, want every member loaded and converged", r.Restart)
+	}
+}
+
 // BenchmarkFleetSim is a small run for go test -bench: 20 members, 10
 // grants a second for 2 s; the metrics are the last member's p50 and p99.
 func BenchmarkFleetSim(b *testing.B) {

@@ -150,8 +150,9 @@ converged when it has completed a catch-up after the restart and holds all
 %d live records (applied them or, for a carrier, got them); the time is
 from the last server's start. It includes the cluster's own recovery (the
 bucket answering again), the links' retries until then, and every member's
-catch-up reading the bucket's live records again (members × records
-messages from the servers).
+catch-up (an ordered consumer that resumes after the last record the
+member got: the records written while it was away, not the whole
+bucket).
 
 | converged | p50 | p99 | max |
 |---|---|---|---|

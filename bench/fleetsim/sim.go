@@ -199,7 +199,7 @@ func Run(o Options) (*Result, error) {
 			return res, err
 		}
 	}
-	if o.FullCheck && o.Checkers > 0 && o.Checkers < slices.Max(o.Members) {
+	if o.FullCheck && len(o.Members) > 0 && o.Checkers > 0 && o.Checkers < slices.Max(o.Members) {
 		r := o.Rates[0]
 		if slices.Contains(o.Rates, 10) {
 			r = 10

@@ -10,7 +10,10 @@
 // own name only) and receives live records through a plain subscription to
 // the republished subjects: no consumer per host on the servers. On every
 // (re)connect it subscribes first, then reads the bucket's current values
-// (the catch-up). Delivery is at least once: the receiver dedups by id.
+// (the catch-up): all of them after the link opens or when the bucket is
+// another one (deleted and created again), else only those written after
+// the last stream sequence up to which it has delivered every record
+// (see resume). Delivery is at least once: the receiver dedups by id.
 package natslink
 
 import (
@@ -105,11 +108,61 @@ const (
 // attempts to connect, bind a bucket or catch up (doubling, jittered):
 // short at first, since a cluster that restarts elects its stream leaders
 // within seconds and members should converge within seconds too.
+//
+// For fastWindow after a (re)connect, a bind request waits at most
+// fastTimeout, and the wait between attempts to bind or catch up stops
+// doubling at fastRetryMax: after every server restarted, the bucket's
+// stream had a leader again 5.0 to 7.4 s after the start (bench/fleetsim, 1,000
+// members), a time in which a server without a leader either says so
+// after 500 ms (no meta leader yet) or does not answer at all (no stream
+// leader yet), and the 2 s timeouts with a doubling wait left members
+// idle for seconds after the stream answered. A stream leader answers a
+// stream info in milliseconds; 1 s is the p99 publish ack of a loaded
+// cluster (1,000 members, 100 grants/s). Each member then asks at most
+// about once every 0.7 to 1.6 s (the 0.5 s error or the 1 s timeout,
+// plus a wait of 0.19 to 0.63 s, jittered so that a thousand members
+// spread out), i.e. at most some 1,400 stream info requests a second
+// for 1,000 members during those seconds, each dropped or answered
+// cheaply (a nats-server serves tens of thousands of requests a second);
+// past fastWindow, a lasting failure (a permission, a lost quorum) is
+// retried as before, up to every 10 s.
 const (
 	requestTimeout = 2 * time.Second
 	bindRetryMin   = 250 * time.Millisecond
 	bindRetryMax   = 10 * time.Second
+	fastWindow     = 20 * time.Second
+	fastTimeout    = time.Second
+	fastRetryMax   = 500 * time.Millisecond
 )
+
+// retry paces the attempts of one step of the setup after a (re)connect
+// (see fastWindow).
+type retry struct {
+	start time.Time
+	delay time.Duration
+}
+
+func newRetry(start time.Time) *retry { return &retry{start: start, delay: bindRetryMin} }
+
+func (r *retry) fast() bool { return time.Since(r.start) < fastWindow }
+
+// timeout is how long the next request may take.
+func (r *retry) timeout() time.Duration {
+	if r.fast() {
+		return fastTimeout
+	}
+	return requestTimeout
+}
+
+// next returns the wait before the next attempt (jittered) and doubles it.
+func (r *retry) next() time.Duration {
+	d := r.delay
+	if r.fast() {
+		d = min(d, fastRetryMax)
+	}
+	r.delay = min(r.delay*2, bindRetryMax)
+	return jitter(d)
+}
 
 type pubReq struct {
 	group, id string
@@ -127,6 +180,75 @@ type inItem struct {
 type bucketState struct {
 	kv    jetstream.KeyValue
 	ttlOK bool // the bucket allows per-key TTLs
+	// The stream's creation time (which tells a bucket deleted and
+	// created again from the one before) and last sequence, when bound.
+	created time.Time
+	lastSeq uint64
+}
+
+// resume is how far a receive group's records are known delivered, so
+// that the catch-up after a reconnect reads only what came after. Every
+// write to a group's stream takes the next sequence and is republished
+// to the members, so the sequences delivered live follow each other; one
+// missing (a live message lost, e.g. while the stream changed leader)
+// holds done back until a catch-up reads it. It lives as long as the
+// link: a new link (a daemon restart) catches up in full.
+type resume struct {
+	stream time.Time // the Created of the stream done counts in
+	epoch  uint64    // bumped with stream: a catch-up of the one before no longer counts
+	// done: every record of stream up to this sequence was delivered,
+	// or no longer exists (expired); 0 none known.
+	done  uint64
+	above map[uint64]struct{} // sequences past done+1 delivered live (at most maxAbove)
+}
+
+// maxAbove bounds the sequences a resume holds past a gap (those beyond
+// are read again by the next catch-up).
+const maxAbove = 4096
+
+// saw records that seq was delivered (or was nothing to deliver).
+func (r *resume) saw(seq uint64) {
+	switch {
+	case seq == 0 || seq <= r.done:
+	case seq == r.done+1:
+		r.upTo(seq)
+	case len(r.above) < maxAbove:
+		if r.above == nil {
+			r.above = map[uint64]struct{}{}
+		}
+		r.above[seq] = struct{}{}
+	}
+}
+
+// upTo records that every sequence up to seq was delivered or is gone.
+func (r *resume) upTo(seq uint64) {
+	if seq <= r.done {
+		return
+	}
+	r.done = seq
+	for s := range r.above {
+		if s <= r.done {
+			delete(r.above, s)
+		}
+	}
+	for {
+		if _, ok := r.above[r.done+1]; !ok {
+			return
+		}
+		delete(r.above, r.done+1)
+		r.done++
+	}
+}
+
+// bound starts counting in the stream just bound, whose last sequence
+// was lastSeq when done was before: the same stream keeps its count;
+// another (created at another time, or with fewer records than counted:
+// restored from a backup) starts from nothing.
+func (r *resume) bound(created time.Time, lastSeq, before uint64) {
+	if created.Equal(r.stream) && lastSeq >= before {
+		return
+	}
+	r.stream, r.epoch, r.done, r.above = created, r.epoch+1, 0, nil
 }
 
 // Link is a member's connection to the fleet.
@@ -151,6 +273,7 @@ type Link struct {
 	mu      sync.Mutex
 	st      Status
 	buckets map[string]bucketState
+	resume  map[string]*resume // per receive group
 	nc      *nats.Conn
 }
 
@@ -193,6 +316,10 @@ func Open(cfg Config, deliver func(Record)) (*Link, error) {
 		ev:      make(chan connEvent, 16),
 		stop:    make(chan struct{}),
 		buckets: map[string]bucketState{},
+		resume:  map[string]*resume{},
+	}
+	for _, g := range cfg.Receive {
+		l.resume[g] = &resume{}
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
@@ -462,29 +589,43 @@ func (l *Link) setConnected(up bool, server string) {
 // then catches up on the receive groups. It retries until ctx ends (a
 // disconnect, a newer connect, or Close).
 func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) {
+	start := time.Now()
 	groups := l.cfg.groups()
 	var wg sync.WaitGroup
 	l.mu.Lock()
 	l.st.CatchingUp = len(l.cfg.Receive) > 0
 	l.mu.Unlock()
 	caughtUp := make([]bool, len(groups))
+	bound := make([]bucketState, len(groups))
 	for i, g := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bs, ok := l.bind(ctx, nc, js, g)
+			// done before the stream's last sequence is read: a stream
+			// that has fewer was not the one counted.
+			var before uint64
+			l.mu.Lock()
+			if r := l.resume[g]; r != nil {
+				before = r.done
+			}
+			l.mu.Unlock()
+			bs, ok := l.bind(ctx, nc, js, g, start)
 			if !ok {
 				return
 			}
 			l.mu.Lock()
 			l.buckets[g] = bs
+			if r := l.resume[g]; r != nil {
+				r.bound(bs.created, bs.lastSeq, before)
+			}
 			l.mu.Unlock()
 			select {
 			case l.kick[g] <- struct{}{}:
 			default:
 			}
 			if slices.Contains(l.cfg.Receive, g) {
-				caughtUp[i] = l.catchUp(ctx, g, bs.kv)
+				bound[i] = bs
+				caughtUp[i] = l.catchUp(ctx, g, bs, start)
 			} else {
 				caughtUp[i] = true
 			}
@@ -506,7 +647,28 @@ func (l *Link) setup(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 			l.mu.Unlock()
 		})
 	}
+	// The second pass (see recheckAfter), quietly: no status change.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(jitter(recheckAfter)):
+	}
+	for i, g := range groups {
+		if bound[i].kv != nil {
+			l.catchUp(ctx, g, bound[i], start)
+		}
+	}
 }
+
+// recheckAfter is when a second catch-up follows the first, reading from
+// where that one ended. The watch's consumer may sit on a replica that
+// restarted and has not stored yet what the others committed while it
+// was down (fleettest's TestResumeAfterRestart saw it: a catch-up on the
+// restarted server ended before the records written meanwhile); that
+// replica catches up within a second or so. The pass creates one more
+// consumer per receive group and reads only what the first one did not
+// deliver and no live message brought.
+const recheckAfter = 3 * time.Second
 
 // after runs f in the deliverer once it has delivered every record queued
 // before.
@@ -518,12 +680,13 @@ func (l *Link) after(ctx context.Context, f func()) {
 }
 
 // bind returns group's bucket, creating it when it is missing (if the
-// credentials allow). It retries, with a growing delay, until ctx ends.
-func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (bucketState, bool) {
+// credentials allow). It retries, with a growing delay (see fastWindow:
+// start is the connect's time), until ctx ends.
+func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string, start time.Time) (bucketState, bool) {
 	bucket := Bucket(l.cfg.Fleet, group)
-	delay := bindRetryMin
+	r := newRetry(start)
 	for {
-		bs, err := l.bindOnce(ctx, nc, js, group)
+		bs, err := l.bindOnce(ctx, nc, js, group, r.timeout())
 		if err == nil {
 			return bs, true
 		}
@@ -534,9 +697,8 @@ func (l *Link) bind(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 		select {
 		case <-ctx.Done():
 			return bucketState{}, false
-		case <-time.After(jitter(delay)):
+		case <-time.After(r.next()):
 		}
-		delay = min(delay*2, bindRetryMax)
 	}
 }
 
@@ -558,29 +720,45 @@ func (e *bucketError) Error() string {
 
 func (e *bucketError) Unwrap() error { return e.err }
 
-func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string) (bucketState, error) {
+// bindOnce binds group's bucket: on a reconnect of the same connection,
+// the handle bound before needs only the bucket's status (one request).
+func (l *Link) bindOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, group string, timeout time.Duration) (bucketState, error) {
 	bucket, stream := Bucket(l.cfg.Fleet, group), Stream(l.cfg.Fleet, group)
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	kv, err := js.KeyValue(rctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = l.create(ctx, nc, js, group)
-	}
-	if err != nil {
-		if _, ok := errors.AsType[*bucketError](err); ok {
-			return bucketState{}, err
+	l.mu.Lock()
+	kv := l.buckets[group].kv
+	l.mu.Unlock()
+	if kv == nil {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var err error
+		kv, err = js.KeyValue(rctx, bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = l.create(ctx, nc, js, group)
 		}
-		return bucketState{}, &bucketError{op: "bind bucket " + bucket, need: "publish permission on $JS.API.STREAM.INFO." + stream, err: err}
+		if err != nil {
+			if _, ok := errors.AsType[*bucketError](err); ok {
+				return bucketState{}, err
+			}
+			return bucketState{}, &bucketError{op: "bind bucket " + bucket, need: "publish permission on $JS.API.STREAM.INFO." + stream, err: err}
+		}
 	}
-	sctx, cancel2 := context.WithTimeout(ctx, requestTimeout)
+	sctx, cancel2 := context.WithTimeout(ctx, timeout)
 	defer cancel2()
 	st, err := kv.Status(sctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Deleted since it was bound: bind (or create) it again.
+		l.mu.Lock()
+		delete(l.buckets, group)
+		l.mu.Unlock()
+	}
 	if err != nil {
 		return bucketState{}, &bucketError{op: "read bucket " + bucket, need: "publish permission on $JS.API.STREAM.INFO." + stream, err: err}
 	}
 	bs := bucketState{kv: kv}
 	if kst, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-		cfg := kst.StreamInfo().Config
+		info := kst.StreamInfo()
+		bs.created, bs.lastSeq = info.Created, info.State.LastSeq
+		cfg := info.Config
 		bs.ttlOK = cfg.AllowMsgTTL
 		if cfg.AllowRollup {
 			l.logLimited(slog.LevelError, logevent.FleetBucketError+"/rollup/"+group, logevent.FleetBucketError, "bucket", bucket, "err",
@@ -674,16 +852,22 @@ func StreamConfig(fleet, group string, replicas int) jetstream.StreamConfig {
 	}
 }
 
-// catchUp delivers the bucket's current values, then stops. It returns
-// false if ctx ended first.
-func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue) bool {
+// catchUp delivers the bucket's current values written after the
+// group's resume point (all of them when there is none), then stops. It
+// returns false if ctx ended first.
+func (l *Link) catchUp(ctx context.Context, group string, bs bucketState, connected time.Time) bool {
 	start := time.Now()
-	delay := bindRetryMin
+	r := newRetry(connected)
 	for {
-		n, err := l.catchUpOnce(ctx, group, kv)
+		// The watch's consumer is created with requestTimeout, also in
+		// the fast window: a thousand members that bind together create
+		// a thousand consumers at once (over 1 s in bench/fleetsim), and a
+		// creation given up is made again while the first one lingers
+		// on the servers.
+		n, from, err := l.catchUpOnce(ctx, group, bs, requestTimeout)
 		if err == nil {
 			l.after(ctx, func() {
-				l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "took", time.Since(start).Round(time.Millisecond))
+				l.logLimited(slog.LevelInfo, logevent.FleetCatchUp+"/"+group, logevent.FleetCatchUp, "group", group, "records", n, "from_seq", from, "took", time.Since(start).Round(time.Millisecond))
 			})
 			return true
 		}
@@ -695,25 +879,52 @@ func (l *Link) catchUp(ctx context.Context, group string, kv jetstream.KeyValue)
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(jitter(delay)):
+		case <-time.After(r.next()):
 		}
-		delay = min(delay*2, bindRetryMax)
 	}
 }
 
-func (l *Link) catchUpOnce(ctx context.Context, group string, kv jetstream.KeyValue) (int, error) {
+// catchUpOnce reads the bucket from the group's resume point: from the
+// sequence after done (in order: the watch starts at that sequence),
+// or every current value when done is 0. Each record read moves done on
+// (so that an attempt cut short is resumed where it stopped), but not the
+// stream's last sequence when bound: the watch's consumer may sit on a
+// replica that is behind, and what it has not stored yet must be read
+// again by the next catch-up. It returns the records delivered and the
+// first sequence asked for.
+func (l *Link) catchUpOnce(ctx context.Context, group string, bs bucketState, timeout time.Duration) (n int, from uint64, err error) {
+	l.mu.Lock()
+	rs := l.resume[group]
+	from, epoch := rs.done+1, rs.epoch
+	l.mu.Unlock()
+	// upTo moves done on unless the stream changed in between.
+	upTo := func(seq uint64) {
+		l.mu.Lock()
+		if rs.epoch == epoch {
+			rs.upTo(seq)
+		}
+		l.mu.Unlock()
+	}
+	// Even when the bound status says that nothing was written since,
+	// the watch runs: the status may come from a replica that restarted
+	// and has not caught up yet (it answers while the group has no
+	// leader). Past the last sequence, the watch is empty at once.
+	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
+	if from > 1 {
+		opts = append(opts, jetstream.ResumeFromRevision(from))
+	}
 	// The watcher lives as long as its context: cancel it only if the
 	// watch cannot start in time, and when done.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	timer := time.AfterFunc(requestTimeout, cancel)
-	w, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
+	timer := time.AfterFunc(timeout, cancel)
+	w, err := bs.kv.WatchAll(wctx, opts...)
 	if !timer.Stop() && err == nil {
 		_ = w.Stop()
 		err = errors.New("the watch timed out")
 	}
 	if err != nil {
-		return 0, err
+		return 0, from, err
 	}
 	defer func() {
 		_ = w.Stop()
@@ -732,37 +943,39 @@ func (l *Link) catchUpOnce(ctx context.Context, group string, kv jetstream.KeyVa
 			}
 		}
 	}()
-	n := 0
 	idle := time.NewTimer(requestTimeout)
 	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return n, ctx.Err()
+			return n, from, ctx.Err()
 		case <-idle.C:
-			return n, errors.New("catch-up stalled: no value for 2s")
+			return n, from, errors.New("catch-up stalled: no value for 2s")
 		case e, ok := <-w.Updates():
 			if !ok {
-				return n, errors.New("catch-up watcher closed")
+				return n, from, errors.New("catch-up watcher closed")
 			}
 			if e == nil { // the initial values are done
-				return n, nil
+				return n, from, nil
 			}
 			idle.Reset(requestTimeout)
 			if e.Operation() != jetstream.KeyValuePut || len(e.Value()) == 0 {
+				upTo(e.Revision())
 				continue
 			}
-			from, id, ok := ParseKey(e.Key())
+			member, id, ok := ParseKey(e.Key())
 			if !ok {
 				l.malformed()
+				upTo(e.Revision())
 				continue
 			}
-			rec := Record{Group: group, From: from, ID: id, Data: e.Value(), CatchUp: true, Seq: e.Revision(), Stored: e.Created()}
+			rec := Record{Group: group, From: member, ID: id, Data: e.Value(), CatchUp: true, Seq: e.Revision(), Stored: e.Created()}
 			select {
 			case l.in <- inItem{rec: rec}:
 				n++
+				upTo(e.Revision())
 			case <-ctx.Done():
-				return n, ctx.Err()
+				return n, from, ctx.Err()
 			}
 		}
 	}
@@ -770,23 +983,35 @@ func (l *Link) catchUpOnce(ctx context.Context, group string, kv jetstream.KeyVa
 
 // live handles a republished record.
 func (l *Link) live(group, prefix string, m *nats.Msg) {
+	seq, _ := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 	if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" || len(m.Data) == 0 {
+		l.sawLive(group, seq)
 		return // a delete, purge or expiry marker
 	}
 	from, id, ok := parseSubject(prefix, m.Subject)
 	if !ok {
 		l.malformed()
+		l.sawLive(group, seq)
 		return
 	}
-	rec := Record{Group: group, From: from, ID: id, Data: m.Data}
-	rec.Seq, _ = strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	rec := Record{Group: group, From: from, ID: id, Data: m.Data, Seq: seq}
 	if ts := m.Header.Get(jetstream.TimeStampHeaer); ts != "" {
 		rec.Stored, _ = time.Parse(time.RFC3339Nano, ts)
 	}
 	select {
 	case l.in <- inItem{rec: rec, live: true}:
+		l.sawLive(group, seq)
 	case <-l.stop:
 	}
+}
+
+// sawLive moves group's resume point on with a sequence delivered live.
+func (l *Link) sawLive(group string, seq uint64) {
+	l.mu.Lock()
+	if r := l.resume[group]; r != nil {
+		r.saw(seq)
+	}
+	l.mu.Unlock()
 }
 
 func (l *Link) malformed() {

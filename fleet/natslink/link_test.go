@@ -329,3 +329,77 @@ func TestBucketError(t *testing.T) {
 		t.Errorf("other: %q", s)
 	}
 }
+
+// TestResumePoint: done moves on only over sequences that follow each
+// other (a gap holds it until the catch-up reads past it), and another
+// stream, or the same one with fewer records than counted, starts over.
+func TestResumePoint(t *testing.T) {
+	var r resume
+	t0 := time.Unix(1700000000, 0)
+	r.bound(t0, 0, 0)
+	if r.done != 0 || r.epoch != 1 {
+		t.Fatalf("first bind: done %d epoch %d, want 0 and 1", r.done, r.epoch)
+	}
+	for _, s := range []uint64{1, 2, 3, 5, 6, 2} {
+		r.saw(s)
+	}
+	if r.done != 3 {
+		t.Errorf("after 1 2 3 5 6: done %d, want 3 (4 is missing)", r.done)
+	}
+	r.saw(4)
+	if r.done != 6 || len(r.above) != 0 {
+		t.Errorf("after 4 came: done %d above %v, want 6 and none", r.done, r.above)
+	}
+	r.saw(9)
+	r.upTo(8) // a catch-up read up to 8
+	if r.done != 9 {
+		t.Errorf("catch-up to 8 with 9 seen: done %d, want 9", r.done)
+	}
+	r.bound(t0, 12, 9) // the same stream, more records
+	if r.done != 9 || r.epoch != 1 {
+		t.Errorf("same stream bound again: done %d epoch %d, want 9 and 1", r.done, r.epoch)
+	}
+	r.bound(t0, 5, 9) // fewer than counted: restored from a backup
+	if r.done != 0 || r.epoch != 2 {
+		t.Errorf("stream with fewer records: done %d epoch %d, want 0 and 2", r.done, r.epoch)
+	}
+	r.saw(1)
+	r.saw(3)
+	r.bound(t0.Add(time.Second), 3, 1) // deleted and created again
+	if r.done != 0 || r.epoch != 3 || len(r.above) != 0 {
+		t.Errorf("another stream: done %d epoch %d above %v, want 0, 3, none", r.done, r.epoch, r.above)
+	}
+	for s := range uint64(maxAbove + 10) {
+		r.saw(s + 2) // 1 never comes
+	}
+	if len(r.above) != maxAbove {
+		t.Errorf("%d sequences held past a gap, want at most %d", len(r.above), maxAbove)
+	}
+}
+
+// TestRetryPace: within fastWindow of the connect a request waits at
+// most fastTimeout and attempts at most about fastRetryMax apart;
+// afterwards the timeout is requestTimeout and the wait doubles to
+// bindRetryMax.
+func TestRetryPace(t *testing.T) {
+	r := newRetry(time.Now())
+	if r.timeout() != fastTimeout {
+		t.Errorf("timeout after a connect %v, want %v", r.timeout(), fastTimeout)
+	}
+	for range 10 {
+		if d := r.next(); d > fastRetryMax+fastRetryMax/4 {
+			t.Fatalf("wait %v within the fast window, want at most %v", d, fastRetryMax+fastRetryMax/4)
+		}
+	}
+	old := newRetry(time.Now().Add(-fastWindow))
+	if old.timeout() != requestTimeout {
+		t.Errorf("timeout past the fast window %v, want %v", old.timeout(), requestTimeout)
+	}
+	var d time.Duration
+	for range 10 {
+		d = old.next()
+	}
+	if d < bindRetryMax-bindRetryMax/4 {
+		t.Errorf("wait after 10 attempts past the fast window %v, want about %v", d, bindRetryMax)
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 func main() {
 	server := flag.String("nats-server", "bin/nats-server", "the nats-server binary (make bin/nats-server)")
+	matrix := flag.Bool("matrix", true, "run the matrix (false: only the restart test, e.g. -matrix=false -restart-members 1000)")
 	members := flag.String("members", "100,500,1000", "member counts")
 	rates := flag.String("rates", "1,10,100", "grants a second")
 	delays := flag.String("delays", "0,5ms", "delay the proxy adds each way (0: members connect directly)")
@@ -56,6 +57,9 @@ func main() {
 	var err error
 	if o.Members, err = ints(*members); err != nil {
 		log.Fatal(err)
+	}
+	if !*matrix {
+		o.Members, o.FullCheck = nil, false
 	}
 	if o.Rates, err = floats(*rates); err != nil {
 		log.Fatal(err)
