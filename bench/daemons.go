@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sesame-knock/sesame/bench/internal/procstat"
 	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/internal/syncbuf"
 	"github.com/sesame-knock/sesame/logevent"
@@ -86,50 +85,14 @@ func (p *proc) stop() {
 	}
 }
 
-// usage is a snapshot of a process's CPU time and memory from /proc.
-type usage struct {
-	CPU        time.Duration // user+system, including reaped children
-	RSSKiB     int64         // VmRSS
-	PeakRSSKiB int64         // VmHWM
-}
-
-// clkTck is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
-const clkTck = 100
+// usage is a snapshot of a process's CPU time (with its reaped children:
+// knockd's shells and nft) and memory.
+type usage = procstat.Usage
 
 func (p *proc) usage() (usage, error) {
-	var u usage
-	pid := p.cmd.Process.Pid
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	u, err := procstat.Read(p.cmd.Process.Pid, true)
 	if err != nil {
 		return u, fmt.Errorf("%s: %w", p.name, err)
-	}
-	// Fields after the parenthesised command: state is field 3; utime,
-	// stime, cutime, cstime are fields 14-17.
-	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 15 {
-		return u, fmt.Errorf("%s: short /proc stat %q", p.name, s)
-	}
-	var ticks int64
-	for _, v := range f[11:15] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		ticks += n
-	}
-	u.CPU = time.Duration(ticks) * time.Second / clkTck
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return u, fmt.Errorf("%s: %w", p.name, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			u.RSSKiB = n
-		case "VmHWM":
-			u.PeakRSSKiB = n
-		}
 	}
 	return u, nil
 }

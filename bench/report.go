@@ -3,22 +3,15 @@ package bench
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/sesame-knock/sesame/bench/internal/procstat"
 )
 
 // percentile returns the p-th percentile (0..100) of ds by nearest rank,
 // or 0 for none.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(p/100*float64(len(s))+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
+func percentile(ds []time.Duration, p float64) time.Duration { return procstat.Percentile(ds, p) }
 
 // row is one line of the table: a metric and one value per daemon; ratio
 // is sesame/knockd when both are numbers.

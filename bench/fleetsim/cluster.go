@@ -1,19 +1,17 @@
 package fleetsim
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sesame-knock/sesame/bench/internal/procstat"
 )
 
 // Cluster is three real nats-server processes on 127.0.0.1, a JetStream
@@ -240,53 +238,8 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// Usage is a process's CPU time and memory, from /proc.
-type Usage struct {
-	CPU        time.Duration // user+system
-	RSSKiB     int64         // VmRSS
-	PeakRSSKiB int64         // VmHWM
-}
+// Usage is a process's CPU time (user+system) and memory, from /proc.
+type Usage = procstat.Usage
 
-// clkTck is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
-const clkTck = 100
-
-// ProcUsage reads pid's CPU time (user+system) and memory.
-func ProcUsage(pid int) (Usage, error) {
-	var u Usage
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return u, err
-	}
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return u, errors.New("malformed /proc stat")
-	}
-	// After the command: state is field 3, utime and stime 14 and 15.
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return u, fmt.Errorf("short /proc stat %q", s)
-	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		ticks += n
-	}
-	u.CPU = time.Duration(ticks) * time.Second / clkTck
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return u, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			u.RSSKiB = n
-		case "VmHWM":
-			u.PeakRSSKiB = n
-		}
-	}
-	return u, nil
-}
+// ProcUsage reads pid's CPU time (its own, not its children's) and memory.
+func ProcUsage(pid int) (Usage, error) { return procstat.Read(pid, false) }

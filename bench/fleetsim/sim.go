@@ -24,6 +24,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sesame-knock/sesame/bench/internal/procstat"
 	"github.com/sesame-knock/sesame/fleet"
 	"github.com/sesame-knock/sesame/fleet/natslink"
 )
@@ -652,15 +653,7 @@ func runRestart(o *Options, cl *Cluster, t *tracker, members []*member, group st
 
 // pct returns the p-th percentile (0..100) of ds by nearest rank, 0 for
 // none.
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(p/100*float64(len(s))+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
+func pct(ds []time.Duration, p float64) time.Duration { return procstat.Percentile(ds, p) }
 
 // probeBucket returns the time from since until bucket answers a status
 // request through its own connection, or timeout.
