@@ -167,7 +167,7 @@ func (p Payload) check() error {
 	if p.Kind != KindOpen && p.Kind != KindClose {
 		return fmt.Errorf("kind %q: want %q or %q", p.Kind, KindOpen, KindClose)
 	}
-	if !validID(p.ID) {
+	if !ValidID(p.ID) {
 		return fmt.Errorf("id %q: want 32 lowercase hex digits", p.ID)
 	}
 	if len(p.Ports) == 0 || len(p.Ports) > MaxPorts {
@@ -200,8 +200,8 @@ func parsePort(s string) (policy.PortProto, error) {
 	return pp, nil
 }
 
-// validID reports whether id is 128 bits in lowercase hex.
-func validID(id string) bool {
+// ValidID reports whether id is a record id: 128 bits in lowercase hex.
+func ValidID(id string) bool {
 	if len(id) != 32 {
 		return false
 	}

@@ -101,7 +101,7 @@ func TestDecodeErrors(t *testing.T) {
 func TestNewID(t *testing.T) {
 	t.Parallel()
 	a, b := NewID(), NewID()
-	if !validID(a) || !validID(b) || a == b {
+	if !ValidID(a) || !ValidID(b) || a == b {
 		t.Errorf("NewID: %q, %q", a, b)
 	}
 }

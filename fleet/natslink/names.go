@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sesame-knock/sesame/fleet"
+	"github.com/sesame-knock/sesame/policy"
 )
 
 // Naming, shared by every host of a fleet (docs/design.md, "Fleet"):
@@ -49,35 +52,12 @@ func parseSubject(prefix, subject string) (member, id string, ok bool) {
 	return ParseKey(key)
 }
 
-// ValidName reports whether s is a valid fleet, member or group name (the
-// rule of package fleet): it is then a single, literal NATS subject token.
-func ValidName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case (c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidName reports whether s is a valid fleet, member or group name
+// (policy.ValidFleetName): it is then a single, literal NATS subject token.
+func ValidName(s string) bool { return policy.ValidFleetName(s) }
 
-// validID reports whether id is 128 bits in lowercase hex.
-func validID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+// validID reports whether id is a record id (fleet.ValidID).
+func validID(id string) bool { return fleet.ValidID(id) }
 
 // Validate checks a Config: valid names, at least one group and one
 // server, each server a nats:// or tls:// URL, no group twice.
