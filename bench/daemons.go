@@ -130,10 +130,6 @@ type sesameKind struct {
 func (sesameKind) Name() string { return "sesame" }
 
 func (k sesameKind) Start(ns *nstest.NS, dir, iface string, knock []uint16, guarded uint16) (*proc, error) {
-	var seq []string
-	for _, p := range knock {
-		seq = append(seq, strconv.Quote(fmt.Sprintf("%d/tcp", p)))
-	}
 	cfg := fmt.Sprintf(`interfaces = [%q]
 table      = "sesame"
 closed     = "reject"
@@ -144,24 +140,45 @@ door "bench" {
   open        = ["%d/tcp"]
   open_for    = "30s"
 }
-`, iface, strings.Join(seq, ", "), guarded)
-	path := filepath.Join(dir, "sesame.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
+`, iface, sequenceHCL(knock), guarded)
 	level := "info"
 	if k.debug {
 		level = "debug"
 	}
-	p, err := startProc("sesame", ns, k.Bin, "run", "-c", path, "--log-format", "json", "--log-level", level)
+	return startSesame(ns, k.Bin, dir, cfg, level)
+}
+
+// sequenceHCL returns ports as the elements of an HCL list of TCP steps:
+// "7000/tcp", "8000/tcp", "9000/tcp".
+func sequenceHCL(ports []uint16) string {
+	seq := make([]string, len(ports))
+	for i, p := range ports {
+		seq[i] = strconv.Quote(fmt.Sprintf("%d/tcp", p))
+	}
+	return strings.Join(seq, ", ")
+}
+
+// startSesame writes cfg to dir/sesame.hcl, runs `sesame run` on it in
+// ns, logging JSON at level, and waits (10 s) for its ready line.
+func startSesame(ns *nstest.NS, bin, dir, cfg, level string) (*proc, error) {
+	path := filepath.Join(dir, "sesame.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := startProc("sesame", ns, bin, "run", "-c", path, "--log-format", "json", "--log-level", level)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.Ready+`"`) }); err != nil {
+	if err := p.waitEvent(10*time.Second, logevent.Ready); err != nil {
 		p.stop()
 		return nil, err
 	}
 	return p, nil
+}
+
+// waitEvent waits for a JSON log line with msg event.
+func (p *proc) waitEvent(timeout time.Duration, event string) error {
+	return p.waitFor(timeout, event+" line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+event+`"`) })
 }
 
 // FlushGrants empties door bench's sets: its pending knocks and the grants

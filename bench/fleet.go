@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -69,10 +68,6 @@ func fleetLatency(opts Options, res *Result, logf func(string, ...any)) error {
 	if err := os.Mkdir(state, 0o700); err != nil {
 		return err
 	}
-	var seq []string
-	for _, p := range knockPorts {
-		seq = append(seq, strconv.Quote(fmt.Sprintf("%d/tcp", p)))
-	}
 	door := fmt.Sprintf(`interfaces = [%q]
 table      = "sesame"
 closed     = "reject"
@@ -85,7 +80,7 @@ door "bench" {
   open_for    = "30s"
   confirm     = false
 %%s}
-`, ifServer, state, strings.Join(seq, ", "), guarded)
+`, ifServer, state, sequenceHCL(knockPorts), guarded)
 	block := fmt.Sprintf(`
 fleet {
   name    = "bench"
@@ -110,21 +105,13 @@ fleet {
 		if run.fleet {
 			cfg = fmt.Sprintf(door, "  fleet_groups = [\"bench\"]\n") + block
 		}
-		path := filepath.Join(dir, "sesame.hcl")
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			return err
-		}
 		// Debug level: the grant-applied lines give the daemon's own share.
-		p, err := startProc("sesame", t.srv, opts.Sesame, "run", "-c", path, "--log-format", "json", "--log-level", "debug")
+		p, err := startSesame(t.srv, opts.Sesame, dir, cfg, "debug")
 		if err != nil {
 			return err
 		}
-		if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.Ready+`"`) }); err != nil {
-			p.stop()
-			return err
-		}
 		if run.fleet {
-			if err := p.waitFor(10*time.Second, "fleet link connected", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.FleetConnected+`"`) }); err != nil {
+			if err := p.waitEvent(10*time.Second, logevent.FleetConnected); err != nil {
 				p.stop()
 				return err
 			}

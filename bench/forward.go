@@ -3,12 +3,9 @@ package bench
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/sesame-knock/sesame/internal/nstest"
-	"github.com/sesame-knock/sesame/logevent"
 )
 
 // The forward path (issue 13): the server routes to a backend namespace
@@ -64,10 +61,6 @@ func forwardLatency(opts Options, res *Result, logf func(string, ...any)) error 
 	}
 	defer s.Close()
 
-	var seq []string
-	for _, p := range knockPorts {
-		seq = append(seq, fmt.Sprintf("%q", fmt.Sprintf("%d/tcp", p)))
-	}
 	cfg := fmt.Sprintf(`interfaces = [%q]
 table      = "sesame"
 closed     = "reject"
@@ -78,19 +71,12 @@ door "bench" {
   forward     = ["%s:%d/tcp", "[%s]:%d/tcp"]
   open_for    = "30s"
 }
-`, ifServer, strings.Join(seq, ", "), backend4, guarded, backend6, guarded)
-	path := filepath.Join(dir, "sesame.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	p, err := startProc("sesame", t.srv, opts.Sesame, "run", "-c", path, "--log-format", "json", "--log-level", "info")
+`, ifServer, sequenceHCL(knockPorts), backend4, guarded, backend6, guarded)
+	p, err := startSesame(t.srv, opts.Sesame, dir, cfg, "info")
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.Ready+`"`) }); err != nil {
-		return err
-	}
 	logf("forward latency: %d knocks per family", opts.Knocks)
 	flush := []string{}
 	for _, set := range []string{"fpend4", "fpend6", "fwd4", "fwd6"} {

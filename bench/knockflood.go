@@ -17,7 +17,6 @@ import (
 
 	"github.com/sesame-knock/sesame/internal/nstest"
 	"github.com/sesame-knock/sesame/internal/spoof"
-	"github.com/sesame-knock/sesame/logevent"
 )
 
 // KnockFloodRun is issue 11's flood: spoofed sources that complete the
@@ -64,10 +63,6 @@ func knockFloodRun(opts Options, bin string, t *topo, dir string) (*KnockFloodRu
 			return nil, fmt.Errorf("sesame %v: %w: %s", args, err, out)
 		}
 	}
-	var seq []string
-	for _, p := range knockPorts {
-		seq = append(seq, fmt.Sprintf("%q", fmt.Sprintf("%d/tcp", p)))
-	}
 	cfg := fmt.Sprintf(`interfaces = [%q]
 table      = "sesame"
 closed     = "reject"
@@ -97,11 +92,7 @@ door "admin" {
   open     = ["%d/tcp"]
   open_for = "1h"
 }
-`, ifServer, filepath.Join(dir, "state"), knockFloodMetrics, strings.Join(seq, ", "), guarded, totpKey, totpPort, spaKey, spaPort, manualPort)
-	path := filepath.Join(dir, "sesame.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
+`, ifServer, filepath.Join(dir, "state"), knockFloodMetrics, sequenceHCL(knockPorts), guarded, totpKey, totpPort, spaKey, spaPort, manualPort)
 	for _, port := range []uint16{totpPort, spaPort, manualPort} {
 		s, err := listenSink(t.srv, port)
 		if err != nil {
@@ -109,14 +100,12 @@ door "admin" {
 		}
 		defer s.Close()
 	}
-	p, err := startProc("sesame", t.srv, bin, "run", "-c", path, "--log-format", "json", "--log-level", "info")
+	p, err := startSesame(t.srv, bin, dir, cfg, "info")
 	if err != nil {
 		return nil, err
 	}
 	defer p.stop()
-	if err := p.waitFor(10*time.Second, "ready line", func() bool { return strings.Contains(p.out.String(), `"msg":"`+logevent.Ready+`"`) }); err != nil {
-		return nil, err
-	}
+	path := filepath.Join(dir, "sesame.hcl") // for sesame revoke and grant
 	var sender *spoof.Sender
 	if err := t.cli.Do(func() error {
 		var err error
