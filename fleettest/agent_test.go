@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/sesame-knock/sesame/fleet"
@@ -217,19 +218,38 @@ func newTestbed(t *testing.T, timeout time.Duration, bucket bool, opts ...Cluste
 	return tb
 }
 
-// createBucket creates the group's bucket as the admin, with the link's
-// configuration, once JetStream has a meta leader.
-func (tb *testbed) createBucket() {
+// admin connects as the admin user (closed when the test ends) and
+// returns the connection and its JetStream.
+func (tb *testbed) admin() (*nats.Conn, jetstream.JetStream) {
 	tb.t.Helper()
 	nc, err := tb.c.Connect("admin")
 	if err != nil {
 		tb.t.Fatal(err)
 	}
-	defer nc.Close()
+	tb.t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		tb.t.Fatal(err)
 	}
+	return nc, js
+}
+
+// adminKV returns the group's bucket as the admin sees it.
+func (tb *testbed) adminKV() jetstream.KeyValue {
+	tb.t.Helper()
+	_, js := tb.admin()
+	kv, err := js.KeyValue(tb.ctx, natslink.Bucket(testFleet, testGroup))
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	return kv
+}
+
+// createBucket creates the group's bucket as the admin, with the link's
+// configuration, once JetStream has a meta leader.
+func (tb *testbed) createBucket() {
+	tb.t.Helper()
+	_, js := tb.admin()
 	tb.eventually("the admin creates the bucket", func() bool {
 		ctx, cancel := context.WithTimeout(tb.ctx, 3*time.Second)
 		defer cancel()

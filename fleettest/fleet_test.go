@@ -181,16 +181,7 @@ func TestCatchUpExpiring(t *testing.T) {
 	checkApplied(tb, []*agent{tb.agents["web-1"]}, long.ID, time.UnixMilli(long.NotAfter), 0)
 	// Wait until the short record's key is gone from the bucket (its
 	// per-key TTL), as the admin sees it.
-	nc, err := tb.c.Connect("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	kv, err := js.KeyValue(tb.ctx, natslink.Bucket(testFleet, testGroup))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := tb.adminKV()
 	tb.eventually("the short record expires in the bucket", func() bool {
 		_, err := kv.Get(tb.ctx, natslink.Key("bastion-1", short.ID))
 		return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
@@ -303,16 +294,7 @@ func TestWrongName(t *testing.T) {
 
 	// The admin (or a hostile server) writes a record signed by
 	// bastion-1 under web-2's key.
-	admin, err := tb.c.Connect("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ajs, _ := jetstream.New(admin)
-	akv, err := ajs.KeyValue(tb.ctx, natslink.Bucket(testFleet, testGroup))
-	if err != nil {
-		t.Fatal(err)
-	}
+	akv := tb.adminKV()
 	q := p
 	q.Origin, q.ID = "bastion-1", fleet.NewID()
 	envB, err := fleet.Sign(tb.keys["bastion-1"], q)
@@ -351,16 +333,7 @@ func TestReplay(t *testing.T) {
 		}
 	}
 	w1.mu.Unlock()
-	admin, err := tb.c.Connect("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	js, _ := jetstream.New(admin)
-	kv, err := js.KeyValue(tb.ctx, natslink.Bucket(testFleet, testGroup))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := tb.adminKV()
 	newID := fleet.NewID()
 	if _, err := kv.Create(tb.ctx, natslink.Key("bastion-1", newID), captured); err != nil {
 		t.Fatal(err)
@@ -490,16 +463,7 @@ func TestRollupAll(t *testing.T) {
 	if _, err := js.PublishMsg(tb.ctx, m); err == nil {
 		t.Error("a member's roll-up of the whole bucket was accepted")
 	}
-	admin, err := tb.c.Connect("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ajs, _ := jetstream.New(admin)
-	kv, err := ajs.KeyValue(tb.ctx, natslink.Bucket(testFleet, testGroup))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := tb.adminKV()
 	if _, err := kv.Get(tb.ctx, natslink.Key("bastion-1", p.ID)); err != nil {
 		t.Errorf("bastion-1's live record after web-1's roll-up: %v", err)
 	}

@@ -49,12 +49,7 @@ func TestBucketCreation(t *testing.T) {
 	}
 	defer admin.Close()
 	tb.eventually("the admin creates the bucket", func() bool { return strings.Contains(adminLog.String(), logevent.FleetBucketCreated) })
-	nc, err := tb.c.Connect("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := tb.admin()
 	s, err := js.Stream(tb.ctx, natslink.Stream(testFleet, testGroup))
 	if err != nil {
 		t.Fatal(err)
@@ -77,18 +72,13 @@ func TestMalformed(t *testing.T) {
 	tb := newTestbed(t, time.Minute, true)
 	tb.start("web-1", 0)
 	tb.waitCaughtUp(0, "web-1")
-	nc, err := tb.c.Connect("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, js := tb.admin()
 	prefix := natslink.SubjectPrefix(testFleet, testGroup)
 	for _, subj := range []string{prefix + "bastion-1.nothex", prefix + "x", prefix + "a.b.c", prefix + "-x." + fleet.NewID()} {
 		if err := nc.Publish(subj, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	js, _ := jetstream.New(nc)
 	kv, err := js.KeyValue(tb.ctx, natslink.Bucket(testFleet, testGroup))
 	if err != nil {
 		t.Fatal(err)

@@ -100,15 +100,7 @@ func TestResumeAfterRestart(t *testing.T) {
 func TestResumeRecreatedBucket(t *testing.T) {
 	tb, b, w, _ := awayScenario(t, 3)
 	catchUps := w.link.Status().CatchUps
-	nc, err := tb.c.Connect("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := tb.admin()
 	stream := natslink.Stream(testFleet, testGroup)
 	// With node 0 down, the new bucket has one replica (3 need every node).
 	tb.eventually("the admin deletes the bucket and creates it again", func() bool {
