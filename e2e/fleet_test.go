@@ -225,12 +225,7 @@ func TestFleet(t *testing.T) {
 		took, els := e.waitGrants(t, others(len(e.Hosts), -1), client4, knocked4, 5*time.Second)
 		t.Logf("IPv4: the grant appeared %s after the knock on host 1 (local), on hosts 2-5 after %s", took[0], took[1:])
 		logLatency(t, took[1:])
-		for k, el := range els[1:] {
-			checkFleetElement(t, k+1, el, FleetMembers[0])
-			if took[k+1] > time.Second {
-				t.Errorf("host %d: the grant appeared %s after the knock, want within 1s", k+2, took[k+1])
-			}
-		}
+		checkFleetGrants(t, took, els)
 		if strings.HasPrefix(els[0].Comment, "fleet:") {
 			t.Errorf("host 1: its own grant has a fleet comment %q", els[0].Comment)
 		}
@@ -271,12 +266,7 @@ func TestFleet(t *testing.T) {
 		took, els := e.waitGrants(t, others(len(e.Hosts), -1), client6, start, 5*time.Second)
 		t.Logf("IPv6: the grant appeared %s after the knock on host 1 (local), on hosts 2-5 after %s", took[0], took[1:])
 		logLatency(t, took[1:])
-		for k, el := range els[1:] {
-			checkFleetElement(t, k+1, el, FleetMembers[0])
-			if took[k+1] > time.Second {
-				t.Errorf("host %d: the grant appeared %s after the knock, want within 1s", k+2, took[k+1])
-			}
-		}
+		checkFleetGrants(t, took, els)
 		mustConnect(t, e.Client, hostAddr(host3, true), 2222)
 		mustRefuse(t, e.Stranger, hostAddr(host3, true), 2222)
 	})
@@ -403,4 +393,17 @@ func logApplyLag(t *testing.T, e *fleetEnv, origin string, src netip.Addr) {
 		}
 	}
 	t.Logf("issued_at to landed, as each receiver logs it: %s", strings.Join(lags, ", "))
+}
+
+// checkFleetGrants checks the grants that hosts 2-5 got from host 1's
+// knock (els and took indexed by host): each a fleet grant from host 1's
+// member, each within 1 s of the knock.
+func checkFleetGrants(t *testing.T, took []time.Duration, els []Element) {
+	t.Helper()
+	for k, el := range els[1:] {
+		checkFleetElement(t, k+1, el, FleetMembers[0])
+		if took[k+1] > time.Second {
+			t.Errorf("host %d: the grant appeared %s after the knock, want within 1s", k+2, took[k+1])
+		}
+	}
 }

@@ -11,8 +11,20 @@ import (
 	"path/filepath"
 )
 
-// WriteFile replaces path with data, with permissions mode.
+// WriteFile replaces path with data, with permissions mode, durably.
 func WriteFile(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, true)
+}
+
+// Replace replaces path with data, with permissions mode: a reader sees
+// the old content or the new, never a mix, but nothing is synced to disk.
+// For snapshots rewritten every second that no crash needs (the fleet
+// status), where two fsyncs a second would be all cost.
+func Replace(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, false)
+}
+
+func write(path string, data []byte, mode os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -32,8 +44,10 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", tmp, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
@@ -42,6 +56,9 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open directory %s: %w", dir, err)

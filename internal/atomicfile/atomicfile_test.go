@@ -8,10 +8,17 @@ import (
 
 func TestWriteFile(t *testing.T) {
 	t.Parallel()
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{"WriteFile": WriteFile, "Replace": Replace} {
+		t.Run(name, func(t *testing.T) { testWrite(t, write) })
+	}
+}
+
+func testWrite(t *testing.T, write func(string, []byte, os.FileMode) error) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state")
 	for _, content := range []string{"first\n", "second, longer\n", ""} {
-		if err := WriteFile(path, []byte(content), 0o600); err != nil {
+		if err := write(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(path)
@@ -29,7 +36,7 @@ func TestWriteFile(t *testing.T) {
 		t.Errorf("directory holds %v (%v); want only the file", ents, err)
 	}
 	// A directory that does not exist is an error, and nothing is created.
-	if err := WriteFile(filepath.Join(dir, "missing", "x"), []byte("x"), 0o600); err == nil {
-		t.Error("WriteFile into a missing directory succeeded")
+	if err := write(filepath.Join(dir, "missing", "x"), []byte("x"), 0o600); err == nil {
+		t.Error("a write into a missing directory succeeded")
 	}
 }
