@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sesame-knock/sesame/bench/internal/procstat"
@@ -76,13 +75,7 @@ func (p *proc) waitFor(timeout time.Duration, what string, cond func() bool) err
 
 // stop sends SIGTERM and waits up to 5s, then kills.
 func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	nstest.Terminate(p.cmd.Process, p.done, 5*time.Second)
 }
 
 // usage is a snapshot of a process's CPU time (with its reaped children:

@@ -62,12 +62,7 @@ func (d *Daemon) Stop() error {
 		return d.err
 	default:
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(5 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	if nstest.Terminate(d.cmd.Process, d.done, 5*time.Second) {
 		return fmt.Errorf("did not exit within 5s of SIGTERM")
 	}
 	return d.err

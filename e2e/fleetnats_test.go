@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,13 +146,7 @@ cluster {
 
 // Stop sends SIGTERM, waits up to 5s, then kills.
 func (s *NatsServer) Stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	nstest.Terminate(s.cmd.Process, s.done, 5*time.Second)
 }
 
 // CreateBucket creates the group's bucket (natslink.StreamConfig, what the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sesame-knock/sesame/bench/internal/procstat"
+	"github.com/sesame-knock/sesame/internal/nstest"
 )
 
 // Cluster is three real nats-server processes on 127.0.0.1, a JetStream
@@ -153,13 +154,7 @@ func (c *Cluster) Stop(i int) {
 	if n.cmd == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.done:
-	case <-time.After(10 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.done
-	}
+	nstest.Terminate(n.cmd.Process, n.done, 10*time.Second)
 	n.cmd = nil
 }
 

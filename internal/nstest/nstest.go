@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -133,6 +135,21 @@ func (ns *NS) Exec(t testing.TB, name string, args ...string) string {
 // callers that feed it input or keep it running.
 func (ns *NS) Command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
+// Terminate sends p SIGTERM and waits until done is closed (the
+// process's Wait returned); after grace it sends SIGKILL and waits again.
+// It reports whether it had to kill.
+func Terminate(p *os.Process, done <-chan struct{}, grace time.Duration) (killed bool) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		return false
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
+		return true
+	}
 }
 
 // Try runs a command inside the namespace and returns its combined output
