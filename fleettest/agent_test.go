@@ -51,18 +51,16 @@ type refused struct {
 // agent is one member: the real link, Decide/Seen/Limiter as the daemon
 // uses them, and a recording fake of the grants it applies.
 type agent struct {
-	t       testing.TB
-	name    string
-	priv    ed25519.PrivateKey
-	members *fleet.Members
-	skew    time.Duration // added to the real clock
-	link    *natslink.Link
-	cfg     natslink.Config
-	logs    *syncBuffer
+	t    testing.TB
+	name string
+	priv ed25519.PrivateKey
+	skew time.Duration // added to the real clock
+	link *natslink.Link
+	cfg  natslink.Config
+	logs *syncBuffer
 
 	mu      sync.Mutex
-	seen    *fleet.Seen
-	lim     fleet.Limiter
+	recv    *fleet.Receiver // what the daemon decides with
 	applied []applied
 	refused []refused
 	records []natslink.Record
@@ -71,8 +69,9 @@ type agent struct {
 
 func (a *agent) now() time.Time { return time.Now().Add(a.skew) }
 
-// deliver is the receiver: decode, Decide with the transport's From, the
-// rate cap, and the fake's grant set.
+// deliver is the receiver: the daemon's fleet.Receiver (decode, Decide
+// with the transport's From, the rate cap, the ids applied), and the
+// fake's grant set.
 func (a *agent) deliver(r natslink.Record) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -82,21 +81,12 @@ func (a *agent) deliver(r natslink.Record) {
 		return // its own record: applied locally already
 	}
 	now := a.now()
-	self := fleet.Self{Fleet: testFleet, Groups: []string{testGroup}, Doors: map[string]fleet.Door{"ssh": ssh}, MaxSkew: maxSkew}
-	var d fleet.Decision
-	env, err := fleet.Decode(r.Data)
-	if err != nil {
-		d = fleet.DecideBytes(r.Data, a.members, self, now, a.seen)
-	} else {
-		env.From = r.From
-		d = fleet.Decide(env, a.members, self, now, a.seen)
-	}
-	d = a.lim.Admit(d, now)
+	d := a.recv.Receive(r.Data, r.From, now)
 	if !d.Applies() {
 		a.refused = append(a.refused, refused{Reason: d.Reason, Origin: d.Origin, From: r.From, ID: d.ID})
 		return
 	}
-	a.seen.Add(d.Origin, d.ID, d.NotAfter)
+	a.recv.Landed(d)
 	a.applied = append(a.applied, applied{Origin: d.Origin, ID: d.ID, From: r.From, Timeout: d.Timeout, At: now, NotAfter: d.NotAfter, CatchUp: r.CatchUp})
 }
 
@@ -264,8 +254,9 @@ func (tb *testbed) start(name string, skew time.Duration, urls ...string) *agent
 	if len(urls) == 0 {
 		urls = tb.c.URLs()
 	}
-	a := &agent{t: tb.t, name: name, priv: tb.keys[name], members: tb.members, skew: skew, logs: &syncBuffer{},
-		seen: fleet.NewSeen(1 << 16), lim: fleet.Limiter{Rate: 1000, Burst: 1000}}
+	self := fleet.Self{Fleet: testFleet, Groups: []string{testGroup}, Doors: map[string]fleet.Door{"ssh": ssh}, MaxSkew: maxSkew}
+	a := &agent{t: tb.t, name: name, priv: tb.keys[name], skew: skew, logs: &syncBuffer{},
+		recv: fleet.NewReceiver(tb.members, self, 1<<16, 1000, 1000)}
 	a.cfg = natslink.Config{
 		Fleet: testFleet, Member: name, Receive: []string{testGroup}, Publish: []string{testGroup},
 		Servers: urls, Creds: tb.c.Creds(name),
