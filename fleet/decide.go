@@ -135,16 +135,6 @@ type Decision struct {
 // Applies reports whether the record is to be applied.
 func (d Decision) Applies() bool { return d.Reason == ReasonNone }
 
-// DecideBytes decodes b and decides on it; decoding errors become
-// too-big, bad-json or bad-version refusals.
-func DecideBytes(b []byte, m *Members, self Self, now time.Time, seen *Seen) Decision {
-	env, err := Decode(b)
-	if err != nil {
-		return Decision{Reason: decodeReason(err), Err: err}
-	}
-	return Decide(env, m, self, now, seen)
-}
-
 func decodeReason(err error) Reason {
 	switch {
 	case errors.Is(err, ErrTooBig):

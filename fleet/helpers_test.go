@@ -75,3 +75,14 @@ func (f *testFleet) sign(t testing.TB, signer string, p Payload) []byte {
 	}
 	return b
 }
+
+// DecideBytes decodes b and decides on it, as Receiver.Receive does without
+// a transport name; decoding errors become too-big, bad-json or
+// bad-version refusals.
+func DecideBytes(b []byte, m *Members, self Self, now time.Time, seen *Seen) Decision {
+	env, err := Decode(b)
+	if err != nil {
+		return Decision{Reason: decodeReason(err), Err: err}
+	}
+	return Decide(env, m, self, now, seen)
+}
